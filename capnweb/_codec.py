@@ -1,0 +1,657 @@
+"""The wire codec: Python values <-> Cap'n Web expressions, and JSON text <-> messages.
+
+Sans-IO: no sessions, sockets or event loop. References to capabilities are delegated to two
+small callback objects, an :class:`Exporter` when encoding and an :class:`Importer` when
+decoding, which the session provides (and a stub-free default for plain data).
+
+Expression rules (``docs/values.md`` has the Python side of each):
+- every JSON value except an array is a literal; an array is a special form named by its
+  first element, and a literal array is escaped as ``[[e0, e1, ...]]``;
+- receiver-side limits (message size in UTF-16 code units, nesting depth, bigint length)
+  raise :class:`~capnweb.errors.RpcLimitError`; malformed expressions raise
+  :class:`~capnweb.errors.RpcProtocolError`. Both abort the session that received them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Protocol
+
+from ._target import RpcTarget
+from ._values import (
+    TYPED_ARRAY_KINDS,
+    URL,
+    BigInt,
+    Headers,
+    JsDate,
+    Request,
+    Response,
+    TypedArray,
+    datetime_to_ms,
+    ms_to_date,
+    undefined,
+)
+from .errors import (
+    RpcError,
+    RpcLimitError,
+    RpcProtocolError,
+    error_message,
+    error_props,
+    js_error_name,
+    make_error,
+)
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Exporter",
+    "Importer",
+    "Limits",
+    "WireRef",
+    "decode",
+    "dumps",
+    "encode",
+    "loads",
+]
+
+MAX_SAFE_INTEGER: Final = 2**53 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Receiver-side resource limits; the defaults are the TypeScript reference's."""
+
+    max_message_size: int = 33_554_432
+    """Largest accepted message, in UTF-16 code units (astral characters count 2)."""
+    max_depth: int = 256
+    """Deepest accepted nesting of arrays, objects, error props and call arguments."""
+    max_bigint_digits: int = 16_384
+    """Longest accepted bigint string, counting a leading ``-``."""
+
+
+DEFAULT_LIMITS: Final = Limits()
+
+# Keys that JavaScript's Object.prototype owns, plus toJSON: dropped from received objects.
+PROTO_KEYS: Final = frozenset(
+    (
+        "__proto__",
+        "constructor",
+        "hasOwnProperty",
+        "isPrototypeOf",
+        "propertyIsEnumerable",
+        "toLocaleString",
+        "toString",
+        "valueOf",
+        "__defineGetter__",
+        "__defineSetter__",
+        "__lookupGetter__",
+        "__lookupSetter__",
+        "toJSON",
+    )
+)
+
+_SEND_DEPTH: Final = 256
+_BIGINT_RE: Final = re.compile(r"-?[0-9]+")
+
+
+class WireRef:
+    """Base of values that encode as references (stubs and promises); see the session."""
+
+    __slots__ = ()
+
+
+class Exporter(Protocol):
+    """What the encoder asks of a session: ids for capabilities, and error redaction."""
+
+    def encode_ref(self, ref: Any) -> list[Any]:
+        """Expression for a stub or promise (``import``/``pipeline``/``export``/``promise``)."""
+        ...
+
+    def encode_target(self, target: Any) -> list[Any]:
+        """Expression (``["export", id]``) for an RpcTarget or a callable, exported anew."""
+        ...
+
+    def on_send_error(self, exc: BaseException) -> BaseException | None:
+        """Substitute for an outgoing error; a returned error's traceback is sent as stack."""
+        ...
+
+
+class Importer(Protocol):
+    """What the decoder asks of a session: values for the reference forms."""
+
+    def import_ref(
+        self,
+        promise: bool,
+        ref_id: int,
+        path: list[str | int] | None,
+        args: Callable[[], list[Any]] | None,
+    ) -> Any:
+        """Value for ``["import", ...]`` (promise=False) or ``["pipeline", ...]`` (True).
+
+        ``args``, when given, decodes the call arguments: call it while collecting them.
+        """
+        ...
+
+    def export_ref(self, ref_id: int, promise: bool) -> Any:
+        """Value for ``["export", id]`` (a stub) or ``["promise", id]`` (promise=True)."""
+        ...
+
+    def remap_ref(
+        self, ref_id: int, path: list[str | int], captures: list[Any], instructions: list[Any]
+    ) -> Any:
+        """Value for ``["remap", ...]``: the result of a map() the peer recorded."""
+        ...
+
+    def unsupported(self, what: str) -> Any:
+        """Value standing for a form this implementation does not support yet."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# JSON text
+
+
+try:  # pragma: no cover - exercised whichever way the environment is
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None  # type: ignore[assignment]
+
+_json_dumps = json.JSONEncoder(
+    ensure_ascii=True, allow_nan=False, separators=(",", ":"), check_circular=False
+).encode
+_json_loads = json.loads
+
+
+def dumps(message: Any) -> str:
+    """Serialize an encoded message (a JSON tree) to text."""
+    return _json_dumps(message)
+
+
+def utf16_length(text: str) -> int:
+    """Length of ``text`` in UTF-16 code units (what JavaScript's ``length`` counts)."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def loads(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Parse one message's text, enforcing the size limit before parsing."""
+    if isinstance(text, bytes | bytearray | memoryview):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise RpcProtocolError(f"message is not valid UTF-8: {e}") from None
+    limit = limits.max_message_size
+    if len(text) * 2 > limit and utf16_length(text) > limit:
+        raise RpcLimitError(f"Incoming message exceeds maximum size of {limit} UTF-16 code units.")
+    try:
+        if _orjson is not None:
+            try:
+                return _orjson.loads(text)
+            except _orjson.JSONDecodeError:
+                pass  # lone surrogates and huge integers: the stdlib parser takes them
+        return _json_loads(text)
+    except (ValueError, RecursionError) as e:
+        raise RpcProtocolError(f"message is not valid JSON: {e}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Encoding: Python value -> expression
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def encode(value: Any, exporter: Exporter | None = None) -> Any:
+    """Encode a Python value as an expression (a JSON-compatible tree).
+
+    Raises TypeError for values that cannot be sent, and for trees deeper than 256 levels
+    (which is also how cycles are caught).
+    """
+    return _Encoder(exporter).value(value, 0)
+
+
+class _Encoder:
+    __slots__ = ("exporter",)
+
+    def __init__(self, exporter: Exporter | None) -> None:
+        self.exporter = exporter
+
+    def value(self, v: Any, depth: int) -> Any:
+        t = type(v)
+        if t is str or t is bool or v is None:
+            return v
+        if t is int:
+            if -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
+                return v
+            return ["bigint", str(v)]
+        if t is float:
+            if math.isfinite(v):
+                return v
+            return ["nan"] if v != v else (["inf"] if v > 0 else ["-inf"])
+        if depth >= _SEND_DEPTH:
+            raise TypeError(
+                "Serialization exceeded maximum allowed depth. (Does the message contain cycles?)"
+            )
+        if t is list or t is tuple:
+            return [[self.value(x, depth + 1) for x in v]]
+        if t is dict:
+            return self.obj(v, depth)
+        return self.other(v, depth)
+
+    def obj(self, v: dict[Any, Any], depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, x in v.items():
+            if type(k) is not str:
+                if not isinstance(k, str):
+                    raise TypeError(
+                        f"cannot send a dict with a non-string key {k!r}: "
+                        "wire objects have string keys only"
+                    )
+                k = str(k)
+            out[k] = self.value(x, depth + 1)
+        return out
+
+    def other(self, v: Any, depth: int) -> Any:
+        if v is undefined:
+            return ["undefined"]
+        if isinstance(v, WireRef):
+            return self._exporter(v).encode_ref(v)
+        if isinstance(v, BigInt | int):
+            if isinstance(v, bool):
+                return bool(v)
+            if type(v) is BigInt or not -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
+                return ["bigint", str(int(v))]
+            return int(v)
+        if isinstance(v, URL):
+            return ["url", str(v)]
+        if isinstance(v, str):
+            return str(v)
+        if isinstance(v, float):
+            return self.value(float(v), depth)
+        if isinstance(v, bytes | bytearray | memoryview):
+            return ["bytes", _b64(bytes(v))]
+        if isinstance(v, TypedArray):
+            return ["bytes", _b64(v.data), v.kind]
+        if isinstance(v, datetime):
+            return ["date", datetime_to_ms(v)]
+        if isinstance(v, JsDate):
+            return ["date", v.ms]
+        if isinstance(v, BaseException):
+            return self.error(v, depth)
+        if isinstance(v, RpcTarget):
+            return self._exporter(v).encode_target(v)
+        if isinstance(v, list | tuple):
+            return [[self.value(x, depth + 1) for x in v]]
+        if isinstance(v, dict):
+            return self.obj(v, depth)
+        if isinstance(v, Headers):
+            return ["headers", [list(p) for p in v]]
+        if isinstance(v, Request):
+            return ["request", v.url, self.request_init(v, depth)]
+        if isinstance(v, Response):
+            return ["response", self.body(v.body, depth), self.response_init(v)]
+        if callable(v) and not isinstance(v, type):
+            return self._exporter(v).encode_target(v)
+        raise TypeError(f"Cannot serialize value of type {type(v).__name__}: {v!r:.80}")
+
+    def _exporter(self, v: Any) -> Exporter:
+        if self.exporter is None:
+            raise TypeError(
+                f"cannot serialize {type(v).__name__} without an RPC session "
+                "(capabilities need a session to be passed)"
+            )
+        return self.exporter
+
+    def body(self, body: str | bytes | None, depth: int) -> Any:
+        if body is None or isinstance(body, str):
+            return body
+        return ["bytes", _b64(bytes(body))]
+
+    def request_init(self, r: Request, depth: int) -> dict[str, Any]:
+        init: dict[str, Any] = dict(r.extra)
+        if r.method != "GET":
+            init["method"] = r.method
+        if len(r.headers):
+            init["headers"] = [list(p) for p in r.headers]
+        if r.body is not None:
+            init["body"] = self.body(r.body, depth)
+        return init
+
+    def response_init(self, r: Response) -> dict[str, Any]:
+        init: dict[str, Any] = dict(r.extra)
+        if r.status != 200:
+            init["status"] = r.status
+        if r.status_text:
+            init["statusText"] = r.status_text
+        if len(r.headers):
+            init["headers"] = [list(p) for p in r.headers]
+        return init
+
+    def error(self, exc: BaseException, depth: int) -> list[Any]:
+        stack: str | None = None
+        if self.exporter is not None:
+            replaced = self.exporter.on_send_error(exc)
+            if replaced is not None:
+                exc = replaced
+                stack = _stack_of(exc)
+        name = js_error_name(exc)
+        message = error_message(exc)
+        props: dict[str, Any] = {}
+        for k, x in error_props(exc).items():
+            if not isinstance(k, str) or k in ("name", "message", "stack"):
+                continue
+            try:
+                props[k] = self.value(x, depth + 1)
+            except (TypeError, RecursionError):
+                continue  # an unencodable prop is dropped; the error itself always goes
+        if props:
+            return ["error", name, message, stack, props]
+        if stack is not None:
+            return ["error", name, message, stack]
+        return ["error", name, message]
+
+
+def _stack_of(exc: BaseException) -> str | None:
+    if isinstance(exc, RpcError) and exc.stack is not None:
+        return exc.stack
+    if exc.__traceback__ is None:
+        return None
+    import traceback
+
+    return "".join(traceback.format_exception(exc))
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding: expression -> Python value
+
+
+class PlainImporter:
+    """Importer for session-less decoding: every reference form is an error."""
+
+    def _refuse(self) -> Any:
+        raise RpcProtocolError("Cannot decode capabilities without an RPC session.")
+
+    def import_ref(
+        self,
+        promise: bool,
+        ref_id: int,
+        path: list[str | int] | None,
+        args: Callable[[], list[Any]] | None,
+    ) -> Any:
+        return self._refuse()
+
+    def export_ref(self, ref_id: int, promise: bool) -> Any:
+        return self._refuse()
+
+    def remap_ref(
+        self, ref_id: int, path: list[str | int], captures: list[Any], instructions: list[Any]
+    ) -> Any:
+        return self._refuse()
+
+    def unsupported(self, what: str) -> Any:
+        raise RpcProtocolError(f"{what} is not supported yet by this implementation.")
+
+
+def decode(expr: Any, importer: Importer | None = None, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Decode an expression into a Python value; reference forms go to ``importer``."""
+    return _Decoder(importer or PlainImporter(), limits).value(expr, 0)
+
+
+def _bad(what: str, expr: Any) -> RpcProtocolError:
+    text = json.dumps(expr, default=repr)
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return RpcProtocolError(f"{what}: {text}")
+
+
+def _is_id(x: Any) -> bool:
+    return type(x) is int
+
+
+class _Decoder:
+    __slots__ = ("importer", "max_bigint", "max_depth")
+
+    def __init__(self, importer: Importer, limits: Limits) -> None:
+        self.importer = importer
+        self.max_depth = limits.max_depth
+        self.max_bigint = limits.max_bigint_digits
+
+    def value(self, e: Any, depth: int) -> Any:
+        t = type(e)
+        if t is str or t is bool or e is None:
+            return e
+        if t is int:
+            if -MAX_SAFE_INTEGER <= e <= MAX_SAFE_INTEGER:
+                return e
+            return float(e)  # a JSON number beyond 2**53 is a double, never a bigint
+        if t is float:
+            return e
+        if depth >= self.max_depth:
+            raise RpcLimitError(
+                f"Deserialization exceeded maximum allowed message depth of {self.max_depth}."
+            )
+        if t is dict:
+            return self.obj(e, depth)
+        if t is list:
+            return self.special(e, depth)
+        raise _bad("unknown value", e)
+
+    def obj(self, e: dict[str, Any], depth: int) -> dict[str, Any]:
+        out = {k: self.value(x, depth + 1) for k, x in e.items()}
+        if not PROTO_KEYS.isdisjoint(out):
+            for k in PROTO_KEYS.intersection(out):
+                del out[k]
+        return out
+
+    def special(self, e: list[Any], depth: int) -> Any:
+        n = len(e)
+        if n == 0:
+            raise _bad("unknown special value", e)
+        tag = e[0]
+        if type(tag) is list:
+            if n != 1:
+                raise _bad("unknown special value", e)
+            return [self.value(x, depth + 1) for x in tag]
+        handler = _SPECIAL.get(tag) if type(tag) is str else None
+        if handler is None:
+            raise _bad("unknown special value", e)
+        return handler(self, e, depth)
+
+    # -- simple forms
+
+    def s_undefined(self, e: list[Any], depth: int) -> Any:
+        if len(e) != 1:
+            raise _bad("unknown special value", e)
+        return undefined
+
+    def s_inf(self, e: list[Any], depth: int) -> Any:
+        if len(e) != 1:
+            raise _bad("unknown special value", e)
+        return {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}[e[0]]
+
+    def s_bigint(self, e: list[Any], depth: int) -> Any:
+        if len(e) != 2 or type(e[1]) is not str:
+            raise _bad("invalid bigint", e)
+        s = e[1]
+        if len(s) > self.max_bigint:
+            raise RpcLimitError(
+                f"Deserialized bigint exceeds maximum length of {self.max_bigint} digits."
+            )
+        if not _BIGINT_RE.fullmatch(s):
+            raise _bad("invalid bigint", e)
+        return BigInt(int(s))
+
+    def s_date(self, e: list[Any], depth: int) -> Any:
+        if len(e) != 2:
+            raise _bad("invalid date", e)
+        ms = e[1]
+        if ms is None:
+            return ms_to_date(None)
+        if type(ms) not in (int, float):
+            raise _bad("invalid date", e)
+        return ms_to_date(ms)
+
+    def s_bytes(self, e: list[Any], depth: int) -> Any:
+        if len(e) not in (2, 3) or type(e[1]) is not str:
+            raise _bad("invalid bytes", e)
+        text = e[1]
+        try:
+            data = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise _bad("invalid base64 in bytes", e) from None
+        if len(e) == 2:
+            return data
+        marker = e[2]
+        if type(marker) is not str:
+            raise RpcProtocolError(f"Invalid bytes type marker type: {type(marker).__name__}")
+        size = TYPED_ARRAY_KINDS.get(marker)
+        if size is None:
+            raise RpcProtocolError(f"Unknown bytes type marker: {marker[:64]}")
+        if len(data) % size:
+            raise RpcProtocolError(
+                f"Invalid byte length {len(data)} for {marker}; expected a multiple of {size}"
+            )
+        if marker == "Uint8Array":
+            return data
+        return TypedArray(marker, data)  # type: ignore[arg-type]
+
+    def s_error(self, e: list[Any], depth: int) -> Any:
+        n = len(e)
+        if n < 3 or n > 5 or type(e[1]) is not str or type(e[2]) is not str:
+            raise _bad("invalid error", e)
+        stack = e[3] if n > 3 and type(e[3]) is str else None
+        props: dict[str, Any] | None = None
+        if n == 5:
+            if type(e[4]) is not dict:
+                raise _bad("invalid error props", e)
+            props = self.obj(e[4], depth)
+        return make_error(e[1], e[2], props, stack)
+
+    def s_url(self, e: list[Any], depth: int) -> Any:
+        if len(e) != 2 or type(e[1]) is not str:
+            raise _bad("invalid url", e)
+        return URL(e[1])
+
+    def headers(self, raw: Any, e: list[Any]) -> Headers:
+        if type(raw) is not list or not all(
+            type(p) is list and len(p) == 2 and type(p[0]) is str and type(p[1]) is str for p in raw
+        ):
+            raise _bad("invalid headers", e)
+        return Headers((p[0], p[1]) for p in raw)
+
+    def s_headers(self, e: list[Any], depth: int) -> Any:
+        if len(e) != 2:
+            raise _bad("invalid headers", e)
+        return self.headers(e[1], e)
+
+    def body(self, raw: Any, e: list[Any], depth: int) -> str | bytes | None:
+        body = self.value(raw, depth + 1)
+        if body is None or isinstance(body, str | bytes):
+            return body
+        if isinstance(body, WireRef):
+            return self.importer.unsupported("A streamed body")  # type: ignore[no-any-return]
+        raise _bad("invalid body", e)
+
+    def s_request(self, e: list[Any], depth: int) -> Any:
+        if len(e) != 3 or type(e[1]) is not str or type(e[2]) is not dict:
+            raise _bad("invalid request", e)
+        init = dict(e[2])
+        if "signal" in init:
+            raise _bad("a request cannot carry a signal", e)
+        req = Request(e[1])
+        if "method" in init:
+            req.method = str(init.pop("method"))
+        if "headers" in init:
+            req.headers = self.headers(init.pop("headers"), e)
+        if "body" in init:
+            req.body = self.body(init.pop("body"), e, depth)
+        init.pop("duplex", None)
+        req.extra = init
+        return req
+
+    def s_response(self, e: list[Any], depth: int) -> Any:
+        if len(e) != 3 or type(e[2]) is not dict:
+            raise _bad("invalid response", e)
+        init = dict(e[2])
+        if "webSocket" in init:
+            raise RpcProtocolError("Can't deserialize a Response containing a webSocket.")
+        resp = Response(self.body(e[1], e, depth))
+        if "status" in init:
+            status = init.pop("status")
+            if type(status) is not int:
+                raise _bad("invalid response status", e)
+            resp.status = status
+        if "statusText" in init:
+            resp.status_text = str(init.pop("statusText"))
+        if "headers" in init:
+            resp.headers = self.headers(init.pop("headers"), e)
+        resp.extra = init
+        return resp
+
+    # -- references
+
+    def s_ref(self, e: list[Any], depth: int) -> Any:
+        n = len(e)
+        if n < 2 or n > 4 or not _is_id(e[1]):
+            raise _bad("invalid reference", e)
+        path: list[str | int] | None = None
+        args: Callable[[], list[Any]] | None = None
+        if n > 2:
+            path = self.path(e[2], e)
+        if n > 3:
+            raw = e[3]
+            if type(raw) is not list:
+                raise _bad("invalid call arguments", e)
+            args = lambda: [self.value(x, depth + 1) for x in raw]  # noqa: E731
+        return self.importer.import_ref(e[0] == "pipeline", e[1], path, args)
+
+    def path(self, raw: Any, e: list[Any]) -> list[str | int]:
+        if type(raw) is not list or not all(type(p) is str or type(p) is int for p in raw):
+            raise _bad("invalid property path", e)
+        return raw
+
+    def s_export(self, e: list[Any], depth: int) -> Any:
+        if len(e) != 2 or not _is_id(e[1]):
+            raise _bad("invalid export", e)
+        return self.importer.export_ref(e[1], e[0] == "promise")
+
+    def s_remap(self, e: list[Any], depth: int) -> Any:
+        if len(e) != 5 or not _is_id(e[1]) or type(e[3]) is not list or type(e[4]) is not list:
+            raise _bad("invalid remap", e)
+        return self.importer.remap_ref(e[1], self.path(e[2], e), e[3], e[4])
+
+    def s_stream(self, e: list[Any], depth: int) -> Any:
+        what = {"readable": "ReadableStream", "writable": "WritableStream", "blob": "Blob"}
+        return self.importer.unsupported(what[e[0]])
+
+
+_SPECIAL: Final[dict[str, Callable[[_Decoder, list[Any], int], Any]]] = {
+    "undefined": _Decoder.s_undefined,
+    "inf": _Decoder.s_inf,
+    "-inf": _Decoder.s_inf,
+    "nan": _Decoder.s_inf,
+    "bigint": _Decoder.s_bigint,
+    "date": _Decoder.s_date,
+    "bytes": _Decoder.s_bytes,
+    "error": _Decoder.s_error,
+    "url": _Decoder.s_url,
+    "headers": _Decoder.s_headers,
+    "request": _Decoder.s_request,
+    "response": _Decoder.s_response,
+    "import": _Decoder.s_ref,
+    "pipeline": _Decoder.s_ref,
+    "export": _Decoder.s_export,
+    "promise": _Decoder.s_export,
+    "remap": _Decoder.s_remap,
+    "readable": _Decoder.s_stream,
+    "writable": _Decoder.s_stream,
+    "blob": _Decoder.s_stream,
+}

@@ -1,0 +1,100 @@
+"""Connecting to a server: ``connect(url)`` picks WebSocket or HTTP batch from the scheme."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Generic, TypeVar, cast, overload
+
+from websockets.asyncio.client import connect as ws_connect
+
+from ._codec import Limits
+from .errors import RpcError
+from .session import SendErrorHook, Session, Transport
+from .stubs import RpcStub
+from .transports.http_batch import BatchClientTransport
+from .transports.websocket import MAX_FRAME, WebSocketTransport
+
+__all__ = ["Connection", "connect"]
+
+S = TypeVar("S", bound=RpcStub)
+
+
+class Connection(Generic[S]):
+    """A client session; ``async with`` it to get the server's main stub."""
+
+    def __init__(
+        self,
+        url: str,
+        stub_type: type[S],
+        *,
+        main: Any = None,
+        limits: Limits | None = None,
+        on_send_error: SendErrorHook | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.url = url
+        self.stub_type = stub_type
+        self._main = main
+        self._limits = limits
+        self._on_send_error = on_send_error
+        self._headers = headers
+        self.session: Session | None = None
+        self.transport: Transport | None = None
+
+    async def open(self) -> S:
+        """Connect and return the server's main capability."""
+        scheme = self.url.split(":", 1)[0].lower()
+        transport: Transport
+        if scheme in ("ws", "wss"):
+            ws = await ws_connect(
+                self.url, max_size=MAX_FRAME, additional_headers=self._headers or {}
+            )
+            transport = WebSocketTransport(ws)
+        elif scheme in ("http", "https"):
+            transport = BatchClientTransport(self.url, headers=self._headers)
+        else:
+            raise ValueError(f"unsupported URL scheme {scheme!r}: use ws, wss, http or https")
+        self.transport = transport
+        self.session = Session(
+            transport, self._main, limits=self._limits, on_send_error=self._on_send_error
+        )
+        main = self.session.main
+        if self.stub_type is RpcStub:
+            return cast(S, main)
+        return self.stub_type(main._take_hook_and_forget())
+
+    async def close(self) -> None:
+        """End the session and close the connection."""
+        if self.session is not None:
+            await self.session.close()
+        wait = getattr(self.transport, "wait_closed", None)
+        if wait is not None:
+            await wait()
+
+    async def __aenter__(self) -> S:
+        return await self.open()
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def stats(self) -> Any:
+        """The session's live import/export counts."""
+        if self.session is None:
+            raise RpcError("not connected")
+        return self.session.stats()
+
+
+@overload
+def connect(url: str, /, **options: Any) -> Connection[RpcStub]: ...
+@overload
+def connect(url: str, stub_type: type[S], /, **options: Any) -> Connection[S]: ...
+def connect(url: str, stub_type: Any = RpcStub, /, **options: Any) -> Connection[Any]:
+    """Connect to ``url`` (``ws://``/``wss://``: WebSocket; ``http://``/``https://``: one
+    HTTP batch). ``async with connect(url) as api:`` gives the server's main stub.
+
+    Options: ``main`` (what the server may call back), ``limits``, ``on_send_error``,
+    ``headers`` (sent with the HTTP request or the WebSocket handshake).
+    """
+    return Connection(url, stub_type, **options)

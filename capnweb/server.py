@@ -1,0 +1,194 @@
+"""Serving capabilities: WebSocket upgrades and HTTP batch POSTs on one path.
+
+``serve()`` runs an aiohttp server on its own; ``mount()`` adds the endpoint to an existing
+aiohttp application; ``serve_websocket()`` runs a WebSocket-only server on ``websockets``.
+Each WebSocket connection and each batch POST is its own session, whose main capability is
+made by calling ``main()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from websockets.asyncio.server import Server as WsServer
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+
+from ._codec import Limits
+from .session import SendErrorHook, Session
+from .transports.http_batch import BatchServerTransport
+from .transports.websocket import MAX_FRAME, AiohttpWebSocketTransport, WebSocketTransport
+
+__all__ = ["Endpoint", "Server", "mount", "serve", "serve_websocket"]
+
+log = logging.getLogger("capnweb")
+
+MainFactory = Callable[[], Any]
+
+
+class Endpoint:
+    """The aiohttp handler for one RPC path; tracks its live sessions."""
+
+    def __init__(
+        self,
+        main: MainFactory,
+        *,
+        limits: Limits | None = None,
+        on_send_error: SendErrorHook | None = None,
+    ) -> None:
+        self.main = main
+        self.limits = limits
+        self.on_send_error = on_send_error
+        self.sessions: set[Session] = set()
+
+    def _session(self, transport: Any, start: bool) -> Session:
+        return Session(
+            transport,
+            self.main(),
+            limits=self.limits,
+            on_send_error=self.on_send_error,
+            start=start,
+        )
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket(request)
+        if request.method == "POST":
+            return await self._batch(request)
+        return web.Response(
+            status=405, text="This endpoint only accepts POST or WebSocket requests."
+        )
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, autoping=True)
+        await ws.prepare(request)
+        transport = AiohttpWebSocketTransport(ws)
+        session = self._session(transport, True)
+        self.sessions.add(session)
+        try:
+            await session.wait_closed()
+            await transport.wait_closed()
+        finally:
+            self.sessions.discard(session)
+        return ws
+
+    async def _batch(self, request: web.Request) -> web.StreamResponse:
+        body = await request.text()
+        transport = BatchServerTransport()
+        session = self._session(transport, False)
+        self.sessions.add(session)
+        try:
+            for line in body.split("\n") if body else ():
+                if line:
+                    session.feed(line)
+            try:
+                await session.drain()
+            except Exception:
+                pass  # the abort frame is already among the answers
+        finally:
+            session.shutdown()
+            self.sessions.discard(session)
+        return web.Response(text="\n".join(transport.out), content_type="text/plain")
+
+    def shutdown(self) -> None:
+        """End every live session."""
+        for session in list(self.sessions):
+            session.shutdown()
+
+
+def mount(
+    app: web.Application,
+    path: str,
+    main: MainFactory,
+    *,
+    limits: Limits | None = None,
+    on_send_error: SendErrorHook | None = None,
+) -> Endpoint:
+    """Serve RPC at ``path`` of an existing aiohttp app (WebSocket and batch POST)."""
+    endpoint = Endpoint(main, limits=limits, on_send_error=on_send_error)
+    app.router.add_route("*", path, endpoint)
+    return endpoint
+
+
+class Server:
+    """A running server; ``async with`` it, or ``await close()``."""
+
+    def __init__(self, runner: web.AppRunner, endpoint: Endpoint, host: str, port: int, path: str):
+        self._runner = runner
+        self.endpoint = endpoint
+        self.host = host
+        self.port = port
+        self.path = path
+
+    @property
+    def url(self) -> str:
+        """The HTTP URL of the endpoint (use ``ws://`` for WebSocket)."""
+        return f"http://{self.host}:{self.port}{self.path}"
+
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket URL of the endpoint."""
+        return f"ws://{self.host}:{self.port}{self.path}"
+
+    async def close(self) -> None:
+        """End every session and stop listening."""
+        self.endpoint.shutdown()
+        await self._runner.cleanup()
+
+    async def serve_forever(self) -> None:
+        """Wait until cancelled."""
+        await asyncio.Event().wait()
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def serve(
+    main: MainFactory,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    path: str = "/rpc",
+    *,
+    limits: Limits | None = None,
+    on_send_error: SendErrorHook | None = None,
+) -> Server:
+    """Start serving ``main()`` (called once per session) at ``http://host:port/path``.
+
+    Port 0 picks a free port; read it back from ``Server.port``.
+    """
+    app = web.Application(client_max_size=MAX_FRAME)
+    endpoint = mount(app, path, main, limits=limits, on_send_error=on_send_error)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    actual = sockets[0].getsockname()[1] if sockets else port
+    return Server(runner, endpoint, host, actual, path)
+
+
+async def serve_websocket(
+    main: MainFactory,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    limits: Limits | None = None,
+    on_send_error: SendErrorHook | None = None,
+) -> WsServer:
+    """A WebSocket-only server on the ``websockets`` library (any path)."""
+
+    async def handler(ws: ServerConnection) -> None:
+        transport = WebSocketTransport(ws)
+        session = Session(transport, main(), limits=limits, on_send_error=on_send_error)
+        await session.wait_closed()
+        await transport.wait_closed()
+
+    return await ws_serve(handler, host, port, max_size=MAX_FRAME)

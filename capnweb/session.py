@@ -1,0 +1,746 @@
+"""One RPC session over one transport: the import/export tables and the message rules.
+
+Theory, once:
+
+- Each side has an *export table* (what the peer may reference) and an *import table* (what we
+  reference on the peer). Entry 0 of each is the main capability. Ids we choose for our own
+  pushes are positive and sequential (1, 2, ...); ids we choose for capabilities and promises
+  we introduce are negative (-1, -2, ...). No id is ever reused, and every ``export``/``promise``
+  expression gets a fresh id.
+- ``push`` evaluates an expression and stores its result as the next export; ``pull`` asks for
+  its resolution (``resolve``/``reject``); the importer then sends ``release`` with the number
+  of times the id was introduced to it. An export is dropped when its count reaches zero.
+- Incoming messages are handled strictly in order, synchronously; calls whose arguments hold no
+  promises start during that handling, which delivers calls in the order they were sent.
+- Any protocol violation aborts the session: an ``abort`` frame is sent, every pending promise
+  rejects, every ``on_broken`` callback runs and every export is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ._codec import DEFAULT_LIMITS, Limits, _Encoder, decode, dumps, loads
+from ._hooks import (
+    BrokenCallback,
+    ErrorHook,
+    Hook,
+    Path,
+    Payload,
+    TargetHook,
+    ValueHook,
+)
+from ._target import RpcTarget
+from ._tasks import spawn
+from .errors import RpcDisconnectedError, RpcError, RpcProtocolError, RpcTypeError
+from .stubs import RpcPromise, RpcStub
+
+__all__ = ["Session", "Stats", "Transport", "current_session"]
+
+_current: ContextVar[Session | None] = ContextVar("capnweb_session", default=None)
+
+
+def current_session() -> Session:
+    """The session whose incoming call is running (from inside an RPC method)."""
+    session = _current.get()
+    if session is None:
+        raise RuntimeError("current_session() called outside of an RPC call")
+    return session
+
+
+log = logging.getLogger("capnweb")
+
+SendErrorHook = Callable[[BaseException], BaseException | None]
+
+
+class Transport(Protocol):
+    """What a session needs from a connection: queue text out, read text in, close."""
+
+    def send(self, text: str) -> None:
+        """Queue one message for sending; never blocks. Failures surface via receive()."""
+        ...
+
+    async def receive(self) -> str:
+        """The next message; raises (e.g. RpcDisconnectedError) once the connection is gone."""
+        ...
+
+    def abort(self, reason: BaseException) -> None:
+        """The session is over: flush what is queued if possible, then close."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Live table entries, the two main-capability entries included."""
+
+    imports: int
+    exports: int
+
+
+class _Export:
+    __slots__ = ("auto_release", "hook", "pulling", "refcount")
+
+    def __init__(self, hook: Hook, auto_release: bool = False) -> None:
+        self.hook = hook
+        self.refcount = 1
+        self.pulling = False
+        self.auto_release = auto_release
+
+
+class _Import:
+    __slots__ = (
+        "broken_keys",
+        "future",
+        "id",
+        "local_refs",
+        "remote_refs",
+        "resolution",
+        "session",
+    )
+
+    def __init__(self, session: Session, import_id: int, pulling: bool) -> None:
+        self.session = session
+        self.id = import_id
+        self.local_refs = 0
+        self.remote_refs = 1
+        self.resolution: Hook | None = None
+        self.broken_keys: list[int] | None = None
+        self.future: asyncio.Future[None] | None = None
+        if pulling:
+            self.future = asyncio.get_running_loop().create_future()
+
+    def resolve(self, hook: Hook) -> None:
+        if self.local_refs == 0:
+            hook.dispose()  # canceled already; the release went out when it was disposed
+            return
+        self.resolution = hook
+        self.send_release()
+        if self.broken_keys:
+            callbacks = self.session._broken
+            for key in self.broken_keys:
+                cb = callbacks.pop(key, None)
+                if cb is not None:
+                    hook.on_broken(cb)
+            self.broken_keys = None
+        if self.future is not None and not self.future.done():
+            self.future.set_result(None)
+
+    async def await_resolution(self) -> Payload:
+        if self.future is None:
+            self.session._send(["pull", self.id])
+            self.future = asyncio.get_running_loop().create_future()
+        if not self.future.done():
+            await asyncio.shield(self.future)
+        assert self.resolution is not None
+        return await self.resolution.pull()
+
+    def dispose(self) -> None:
+        if self.resolution is not None:
+            self.resolution.dispose()
+        else:
+            self.abort(RpcError("RPC was canceled because the RpcPromise was disposed."))
+            self.send_release()
+
+    def abort(self, error: BaseException) -> None:
+        if self.resolution is None:
+            self.resolution = ErrorHook(error)
+            if self.future is not None and not self.future.done():
+                self.future.set_exception(error)
+                self.future.exception()  # rejections nobody awaits are not "unretrieved"
+            self.broken_keys = None
+
+    def on_broken(self, callback: BrokenCallback) -> None:
+        if self.resolution is not None:
+            self.resolution.on_broken(callback)
+            return
+        session = self.session
+        key = session._broken_seq
+        session._broken_seq += 1
+        session._broken[key] = callback
+        if self.broken_keys is None:
+            self.broken_keys = []
+        self.broken_keys.append(key)
+
+    def send_release(self) -> None:
+        if self.remote_refs > 0:
+            self.session._send_release(self.id, self.remote_refs)
+            self.remote_refs = 0
+
+
+class ImportHook(Hook):
+    """A reference to an entry of a session's import table (something on the peer)."""
+
+    __slots__ = ("entry", "is_promise")
+
+    def __init__(self, entry: _Import, is_promise: bool) -> None:
+        entry.local_refs += 1
+        self.entry: _Import | None = entry
+        self.is_promise = is_promise
+
+    def _live(self) -> _Import:
+        if self.entry is None:
+            raise RpcError("Attempted to use RPC stub after it has been disposed.")
+        return self.entry
+
+    def call(self, path: Path, args: Payload) -> Hook:
+        e = self._live()
+        if e.resolution is not None:
+            return e.resolution.call(path, args)
+        return e.session._send_call(e.id, path, args)
+
+    def get(self, path: Path) -> Hook:
+        e = self._live()
+        if e.resolution is not None:
+            return e.resolution.get(path)
+        return e.session._send_call(e.id, path, None)
+
+    def map(self, path: Path, captures: list[Hook], instructions: list[Any]) -> Hook:
+        e = self._live()
+        if e.resolution is not None:
+            return e.resolution.map(path, captures, instructions)
+        return e.session._send_map(e.id, path, captures, instructions)
+
+    async def pull(self) -> Payload:
+        e = self._live()
+        if e.resolution is not None:
+            return await e.resolution.pull()
+        if not self.is_promise:
+            stub = RpcStub(self.dup())
+            return Payload(stub, owned=[stub])
+        return await e.await_resolution()
+
+    def dup(self) -> Hook:
+        return ImportHook(self._live(), self.is_promise)
+
+    def dispose(self) -> None:
+        entry, self.entry = self.entry, None
+        if entry is not None:
+            entry.local_refs -= 1
+            if entry.local_refs == 0:
+                entry.dispose()
+
+    def on_broken(self, callback: BrokenCallback) -> None:
+        if self.entry is not None:
+            self.entry.on_broken(callback)
+
+
+class _MainHook(ImportHook):
+    """The peer's main capability: disposing it explicitly shuts the session down."""
+
+    __slots__ = ()
+
+    def dispose(self) -> None:
+        entry = self.entry
+        if entry is not None:
+            self.entry = None
+            entry.session.shutdown()
+
+    def gc_dispose(self) -> None:
+        pass
+
+    def dup(self) -> Hook:
+        return ImportHook(self._live(), False)
+
+
+def _main_hook(main: Any) -> Hook:
+    if main is None:
+        return ErrorHook(RpcError("This connection has no main object."))
+    if isinstance(main, RpcStub):
+        return main._take_hook()
+    if isinstance(main, RpcTarget) or (callable(main) and not isinstance(main, type)):
+        return TargetHook(main)
+    return ValueHook(Payload.returned(main))
+
+
+def _compact(value: Any) -> str:
+    text = json.dumps(value, separators=(",", ":"), default=repr)
+    return text if len(text) <= 500 else text[:500] + "..."
+
+
+class Session:
+    """A Cap'n Web session over a transport; serves ``main`` and reaches the peer's main.
+
+    Args:
+        transport: the connection (see :class:`Transport`).
+        main: what the peer's calls to id 0 reach (an RpcTarget, a function, a stub), or None.
+        limits: receiver-side limits; violating one aborts the session.
+        on_send_error: called with every error about to be sent; return an exception to send
+            instead, and its traceback goes along as ``stack`` (by default stacks are never sent).
+        start: begin reading the transport at once (False for transports fed by hand).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        main: Any = None,
+        *,
+        limits: Limits | None = None,
+        on_send_error: SendErrorHook | None = None,
+        start: bool = True,
+    ) -> None:
+        self._transport = transport
+        self.limits = limits or DEFAULT_LIMITS
+        self._on_send_error = on_send_error
+        self._exports: dict[int, _Export] = {0: _Export(_main_hook(main))}
+        self._imports: dict[int, _Import] = {}
+        self._imports[0] = _Import(self, 0, False)
+        self._next_import = 1  # ids of our pushes
+        self._next_in = 1  # ids of the peer's pushes
+        self._next_export = -1
+        self._aborted: BaseException | None = None
+        self._pull_count = 0
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._broken: dict[int, BrokenCallback] = {}
+        self._broken_seq = 0
+        self._building: Payload | None = None
+        self._encoding: _Encoding | None = None
+        self.main: RpcStub = RpcStub(_MainHook(self._imports[0], False))
+        """The peer's main capability. Disposing it shuts the session down."""
+        self._reader: asyncio.Task[None] | None = None
+        if start:
+            self._reader = spawn(self._read_loop())
+
+    # -- public
+
+    def stats(self) -> Stats:
+        """Live import and export entries (a fresh session has one of each: the mains)."""
+        return Stats(len(self._imports), len(self._exports))
+
+    @property
+    def broken(self) -> BaseException | None:
+        """Why the session ended, or None while it is alive."""
+        return self._aborted
+
+    async def drain(self) -> None:
+        """Wait until every result the peer pulled has been sent; raises if the session broke."""
+        while True:
+            if self._aborted is not None:
+                raise self._aborted
+            if self._pull_count == 0:
+                return
+            fut = asyncio.get_running_loop().create_future()
+            self._drain_waiters.append(fut)
+            await fut
+
+    def shutdown(self) -> None:
+        """End the session without an ``abort`` frame (what disposing the main stub does)."""
+        self.abort(
+            RpcDisconnectedError("RPC session was shut down by disposing the main stub"), False
+        )
+
+    async def close(self) -> None:
+        """Shut the session down and wait for its reader to stop."""
+        self.shutdown()
+        if self._reader is not None and self._reader is not asyncio.current_task():
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+    async def wait_closed(self) -> BaseException:
+        """Wait until the session ends; returns the reason."""
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+        while self._aborted is None:  # pragma: no cover - readerless sessions
+            fut = asyncio.get_running_loop().create_future()
+            self._drain_waiters.append(fut)
+            await asyncio.gather(fut, return_exceptions=True)
+        return self._aborted
+
+    def abort(self, error: BaseException, send: bool = True) -> None:
+        """End the session with ``error``: tell the peer (if ``send``), break everything."""
+        if self._aborted is not None:
+            return
+        if send:
+            try:
+                self._transport.send(dumps(["abort", self._encode(error, None)]))
+            except Exception:
+                pass  # the transport is probably why we are aborting
+        self._aborted = error
+        try:
+            self._transport.abort(error)
+        except Exception:
+            log.exception("transport abort failed")
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+        broken, self._broken = self._broken, {}
+        for cb in broken.values():
+            try:
+                cb(error)
+            except Exception:
+                log.exception("error in on_broken callback")
+        imports, self._imports = self._imports, {}
+        for imp in imports.values():
+            imp.abort(error)
+        exports, self._exports = self._exports, {}
+        for exp in exports.values():
+            try:
+                exp.hook.dispose()
+            except Exception:
+                log.exception("error disposing an export")
+
+    # -- reading
+
+    async def _read_loop(self) -> None:
+        transport = self._transport
+        while self._aborted is None:
+            try:
+                text = await transport.receive()
+            except asyncio.CancelledError:
+                self.abort(RpcDisconnectedError("the session was cancelled"), False)
+                raise
+            except Exception as e:
+                if not isinstance(e, RpcError):
+                    e = RpcDisconnectedError(str(e) or type(e).__name__)
+                self.abort(e, False)
+                return
+            if self._aborted is not None:
+                return
+            self.feed(text)
+
+    def feed(self, text: str | bytes) -> None:
+        """Handle one incoming message; a bad one aborts the session (never raises)."""
+        if self._aborted is not None:
+            return
+        token = _current.set(self)
+        try:
+            self._handle(loads(text, self.limits))
+        except Exception as e:
+            self.abort(e)
+        finally:
+            _current.reset(token)
+
+    def _handle(self, msg: Any) -> None:
+        if type(msg) is list and msg:
+            tag = msg[0]
+            n = len(msg)
+            if tag == "push" and n > 1:
+                hook = self._evaluate_push(msg[1])
+                self._exports[self._next_in] = _Export(hook)
+                self._next_in += 1
+                return
+            if tag == "pull" and n > 1 and type(msg[1]) is int:
+                self._ensure_resolving(msg[1])
+                return
+            if (tag == "resolve" or tag == "reject") and n > 2 and type(msg[1]) is int:
+                self._on_resolve(msg[1], msg[2], tag == "reject")
+                return
+            if tag == "release" and n > 2 and type(msg[1]) is int and type(msg[2]) is int:
+                self._release_export(msg[1], msg[2])
+                return
+            if tag == "abort":
+                reason = self._decode(msg[1] if n > 1 else None)
+                reason.dispose()
+                error = reason.value
+                if not isinstance(error, BaseException):
+                    error = RpcError(f"peer aborted the session: {error!r}")
+                self.abort(error, False)
+                return
+            if tag == "stream" and n > 1:
+                hook = self._evaluate_push(msg[1])
+                export_id = self._next_in
+                self._exports[export_id] = _Export(hook, auto_release=True)
+                self._next_in += 1
+                self._ensure_resolving(export_id)
+                return
+            if tag == "pipe":
+                error = RpcTypeError("Streams are not supported yet by this peer.")
+                self._exports[self._next_in] = _Export(ErrorHook(error))
+                self._next_in += 1
+                return
+        raise RpcProtocolError(f"bad RPC message: {_compact(msg)}")
+
+    def _evaluate_push(self, expr: Any) -> Hook:
+        payload = self._decode(expr)
+        value = payload.value
+        if isinstance(value, RpcPromise) and len(payload.owned) == 1 and not value._path:
+            payload.owned.clear()
+            return value._take_hook_and_forget()
+        return ValueHook(payload)
+
+    def _decode(self, expr: Any) -> Payload:
+        prev = self._building
+        payload = self._building = Payload(None)
+        try:
+            payload.value = decode(expr, self, self.limits)
+        except BaseException:
+            payload.dispose()
+            raise
+        finally:
+            self._building = prev
+        return payload
+
+    def _on_resolve(self, import_id: int, expr: Any, reject: bool) -> None:
+        imp = self._imports.get(import_id)
+        payload = self._decode(expr)
+        if imp is None:
+            payload.dispose()  # released already: drop the stubs it carried
+            return
+        if reject:
+            payload.dispose()
+            error = payload.value
+            if not isinstance(error, BaseException):
+                error = RpcError(
+                    f"rejected with a non-error value: {error!r}", props={"value": error}
+                )
+            imp.resolve(ErrorHook(error))
+        else:
+            imp.resolve(ValueHook(payload))
+
+    # -- Importer (decoding references)
+
+    def _record(self, stub: RpcStub, promise: bool) -> RpcStub:
+        building = self._building
+        assert building is not None
+        building.owned.append(stub)
+        if promise:
+            building.has_promises = True
+        return stub
+
+    def import_ref(
+        self, promise: bool, ref_id: int, path: list[str | int] | None, args: Any
+    ) -> Any:
+        entry = self._exports.get(ref_id)
+        if entry is None:
+            raise RpcProtocolError(f"no such entry on exports table: {ref_id}")
+        hook = entry.hook
+        if args is not None:
+            prev = self._building
+            payload = self._building = Payload(None)
+            try:
+                payload.value = args()
+            except BaseException:
+                payload.dispose()
+                raise
+            finally:
+                self._building = prev
+            result = hook.call(path or [], payload)
+        elif path:
+            result = hook.get(path)
+        else:
+            result = hook.dup()
+        stub = RpcPromise(result) if promise else RpcStub(result)
+        return self._record(stub, promise)
+
+    def export_ref(self, ref_id: int, promise: bool) -> Any:
+        if promise:
+            if ref_id in self._imports:
+                error = RpcError(
+                    "Bug in RPC system: The peer sent a promise reusing an existing export ID."
+                )
+                return self._record(RpcPromise(ErrorHook(error)), True)
+            entry = self._imports[ref_id] = _Import(self, ref_id, True)
+            return self._record(RpcPromise(ImportHook(entry, True)), True)
+        known = self._imports.get(ref_id)
+        if known is None:
+            known = self._imports[ref_id] = _Import(self, ref_id, False)
+        else:
+            known.remote_refs += 1
+        return self._record(RpcStub(ImportHook(known, False)), False)
+
+    def remap_ref(
+        self, ref_id: int, path: list[str | int], captures: list[Any], instructions: list[Any]
+    ) -> Any:
+        entry = self._exports.get(ref_id)
+        if entry is None:
+            raise RpcProtocolError(f"no such entry on exports table: {ref_id}")
+        hooks: list[Hook] = []
+        try:
+            for cap in captures:
+                if type(cap) is not list or len(cap) != 2 or type(cap[1]) is not int:
+                    raise RpcProtocolError(f"unknown map capture: {_compact(cap)}")
+                if cap[0] == "import":
+                    exp = self._exports.get(cap[1])
+                    if exp is None:
+                        raise RpcProtocolError(f"no such entry on exports table: {cap[1]}")
+                    hooks.append(exp.hook.dup())
+                elif cap[0] == "export":
+                    stub = self.export_ref(cap[1], False)
+                    self._building.owned.remove(stub)  # type: ignore[union-attr]
+                    hooks.append(stub._take_hook_and_forget())
+                else:
+                    raise RpcProtocolError(f"unknown map capture: {_compact(cap)}")
+        except BaseException:
+            for h in hooks:
+                h.dispose()
+            raise
+        return self._record(RpcPromise(entry.hook.map(path, hooks, instructions)), True)
+
+    def unsupported(self, what: str) -> Any:
+        error = RpcTypeError(f"{what} is not supported yet by this peer.")
+        return self._record(RpcPromise(ErrorHook(error)), True)
+
+    # -- Exporter (encoding references)
+
+    def _encode(self, value: Any, source: Payload | None) -> Any:
+        prev = self._encoding
+        enc = self._encoding = _Encoding(source)
+        try:
+            return _Encoder(self).value(value, 0)
+        except BaseException:
+            for export_id in enc.created:  # roll back what this message exported
+                exp = self._exports.pop(export_id, None)
+                if exp is not None:
+                    exp.hook.dispose()
+            raise
+        finally:
+            self._encoding = prev
+
+    def _encode_args(self, args: list[Any], source: Payload) -> list[Any]:
+        return self._encode(args, source)[0]  # type: ignore[no-any-return]
+
+    def encode_ref(self, ref: Any) -> list[Any]:
+        stub: RpcStub = ref
+        hook = stub._hook
+        path = list(stub._path)
+        promise = isinstance(stub, RpcPromise)
+        if isinstance(hook, ImportHook):
+            entry = hook.entry
+            if entry is not None and entry.session is self and entry.resolution is None:
+                if promise:
+                    return ["pipeline", entry.id, path] if path else ["pipeline", entry.id]
+                return ["import", entry.id]
+        if promise:
+            return ["promise", self._export(hook.get(path) if path else hook.dup(), True)]
+        return ["export", self._export(hook.dup(), False)]
+
+    def encode_target(self, target: Any) -> list[Any]:
+        enc = self._encoding
+        source = enc.source if enc is not None else None
+        hook = source.target_hook(target) if source is not None else TargetHook(target)
+        return ["export", self._export(hook, False)]
+
+    def on_send_error(self, exc: BaseException) -> BaseException | None:
+        if self._on_send_error is None:
+            return None
+        try:
+            return self._on_send_error(exc)
+        except Exception:
+            log.exception("error in on_send_error")
+            return None
+
+    def _export(self, hook: Hook, promise: bool) -> int:
+        if self._aborted is not None:
+            hook.dispose()
+            raise self._aborted
+        export_id = self._next_export
+        self._next_export -= 1
+        self._exports[export_id] = _Export(hook)
+        if self._encoding is not None:
+            self._encoding.created.append(export_id)
+        if promise:
+            self._ensure_resolving(export_id)
+        return export_id
+
+    # -- sending
+
+    def _send(self, msg: list[Any]) -> None:
+        if self._aborted is not None:
+            return
+        text = dumps(msg)
+        try:
+            self._transport.send(text)
+        except Exception as e:
+            asyncio.get_running_loop().call_soon(self.abort, e, False)
+
+    def _send_call(self, target_id: int, path: Path, args: Payload | None) -> Hook:
+        if self._aborted is not None:
+            if args is not None:
+                args.dispose()
+            return ErrorHook(self._aborted)
+        expr: list[Any] = ["pipeline", target_id, path]
+        if args is not None:
+            try:
+                expr.append(self._encode_args(args.value, args))
+            except Exception as e:
+                args.dispose()
+                return ErrorHook(e)
+            if args.source == "owned":
+                args.dispose()  # the wire now holds dups of what it carried
+        self._send(["push", expr])
+        entry = self._imports[self._next_import] = _Import(self, self._next_import, False)
+        self._next_import += 1
+        return ImportHook(entry, True)
+
+    def _send_map(
+        self, target_id: int, path: Path, captures: list[Hook], instructions: list[Any]
+    ) -> Hook:
+        if self._aborted is not None:
+            for c in captures:
+                c.dispose()
+            return ErrorHook(self._aborted)
+        wire_caps: list[Any] = []
+        for cap in captures:
+            if isinstance(cap, ImportHook) and cap.entry is not None and cap.entry.session is self:
+                wire_caps.append(["import", cap.entry.id])
+            else:
+                wire_caps.append(["export", self._export(cap, False)])
+        self._send(["push", ["remap", target_id, path, wire_caps, instructions]])
+        for cap in captures:
+            if isinstance(cap, ImportHook) and cap.entry is not None and cap.entry.session is self:
+                cap.dispose()
+        entry = self._imports[self._next_import] = _Import(self, self._next_import, False)
+        self._next_import += 1
+        return ImportHook(entry, True)
+
+    def _send_release(self, import_id: int, count: int) -> None:
+        if self._aborted is not None:
+            return
+        self._imports.pop(import_id, None)
+        self._send(["release", import_id, count])
+
+    # -- exports
+
+    def _ensure_resolving(self, export_id: int) -> None:
+        entry = self._exports.get(export_id)
+        if entry is None:
+            raise RpcProtocolError(f"no such export ID: {export_id}")
+        if entry.pulling:
+            return
+        entry.pulling = True
+        self._pull_count += 1
+        spawn(self._resolve_export(export_id, entry))
+
+    async def _resolve_export(self, export_id: int, entry: _Export) -> None:
+        try:
+            try:
+                payload = await entry.hook.pull()
+                msg = ["resolve", export_id, self._encode(payload.value, payload)]
+            except Exception as e:
+                msg = ["reject", export_id, self._encode(e, None)]
+            self._send(msg)
+            if entry.auto_release and export_id in self._exports:
+                self._release_export(export_id, 1)
+        except Exception as e:
+            self.abort(e)
+        finally:
+            self._pull_count -= 1
+            if self._pull_count == 0:
+                waiters, self._drain_waiters = self._drain_waiters, []
+                for fut in waiters:
+                    if not fut.done():
+                        fut.set_result(None)
+
+    def _release_export(self, export_id: int, count: int) -> None:
+        entry = self._exports.get(export_id)
+        if entry is None:
+            raise RpcProtocolError(f"no such export ID: {export_id}")
+        if entry.refcount < count:
+            raise RpcProtocolError(f"refcount would go negative: {entry.refcount} < {count}")
+        entry.refcount -= count
+        if entry.refcount == 0:
+            del self._exports[export_id]
+            entry.hook.dispose()
+
+
+class _Encoding:
+    __slots__ = ("created", "source")
+
+    def __init__(self, source: Payload | None) -> None:
+        self.source = source
+        self.created: list[int] = []

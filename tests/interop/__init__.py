@@ -1,0 +1,1 @@
+"""Interop tests against the TypeScript reference implementation (npm capnweb 0.12.0)."""
