@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import math
 import re
@@ -225,6 +226,10 @@ class _Encoder:
         self.exporter = exporter
 
     def value(self, v: Any, depth: int) -> Any:
+        if depth >= _SEND_DEPTH:  # before the scalars: receivers count them too
+            raise TypeError(
+                "Serialization exceeded maximum allowed depth. (Does the message contain cycles?)"
+            )
         t = type(v)
         if t is str or t is bool or v is None:
             return v
@@ -236,10 +241,6 @@ class _Encoder:
             if math.isfinite(v):
                 return v
             return ["nan"] if v != v else (["inf"] if v > 0 else ["-inf"])
-        if depth >= _SEND_DEPTH:
-            raise TypeError(
-                "Serialization exceeded maximum allowed depth. (Does the message contain cycles?)"
-            )
         if t is list or t is tuple:
             return [[self.value(x, depth + 1) for x in v]]
         if t is dict:
@@ -288,6 +289,8 @@ class _Encoder:
             return self.error(v, depth)
         if isinstance(v, RpcTarget):
             return self._exporter(v).encode_target(v)
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return self.obj({f.name: getattr(v, f.name) for f in dataclasses.fields(v)}, depth)
         if isinstance(v, list | tuple):
             return [[self.value(x, depth + 1) for x in v]]
         if isinstance(v, dict):
@@ -425,6 +428,10 @@ class _Decoder:
         self.max_bigint = limits.max_bigint_digits
 
     def value(self, e: Any, depth: int) -> Any:
+        if depth >= self.max_depth:  # scalars count too, as in the reference
+            raise RpcLimitError(
+                f"Deserialization exceeded maximum allowed message depth of {self.max_depth}."
+            )
         t = type(e)
         if t is str or t is bool or e is None:
             return e
@@ -434,10 +441,6 @@ class _Decoder:
             return float(e)  # a JSON number beyond 2**53 is a double, never a bigint
         if t is float:
             return e
-        if depth >= self.max_depth:
-            raise RpcLimitError(
-                f"Deserialization exceeded maximum allowed message depth of {self.max_depth}."
-            )
         if t is dict:
             return self.obj(e, depth)
         if t is list:

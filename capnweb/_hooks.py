@@ -20,6 +20,7 @@ Theory, once:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import sys
 import traceback
@@ -27,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from ._codec import PROTO_KEYS
-from ._target import RpcTarget, dispose_target, get_member
+from ._target import Checked, RpcTarget, dispose_target, get_member
 from ._tasks import spawn
 from ._values import undefined
 
@@ -352,6 +353,9 @@ def follow(value: Any, path: Path) -> _Reached:
             value = get_member(value, part)
         elif value is None or value is undefined:
             raise TypeError(f"Cannot read properties of {_js_name(value)} (reading '{part}')")
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            names = {f.name for f in dataclasses.fields(value)}
+            value = getattr(value, part) if part in names else undefined
         else:
             value = undefined
     if isinstance(value, RpcPromise):
@@ -433,8 +437,8 @@ def _first_optional(fn: Callable[..., Any]) -> int:
 def _strip_undefined(fn: Callable[..., Any], args: list[Any]) -> list[Any]:
     """Drop trailing ``undefined`` arguments that fall on parameters with defaults, so the
     defaults apply as they do in JavaScript."""
-    if not args or args[-1] is not undefined:
-        return args
+    if not args or args[-1] is not undefined or isinstance(fn, Checked):
+        return args  # a checked method maps undefined to defaults itself
     first = _first_optional(fn)
     n = len(args)
     while n > first and args[n - 1] is undefined:

@@ -138,15 +138,23 @@ class _Builder:
         return None
 
 
-def record_map(hook: Hook, path: Path, fn: Callable[[Any], Any]) -> RpcPromise[Any]:
-    """Record ``fn`` as a mapper over the value at ``hook``/``path`` and send it."""
+def record_map(
+    hook: Hook,
+    path: Path,
+    fn: Callable[[Any], Any],
+    placeholder: type[RpcPromise[Any]] | None = None,
+) -> RpcPromise[Any]:
+    """Record ``fn`` as a mapper over the value at ``hook``/``path`` and send it.
+
+    ``placeholder`` is the promise class ``fn`` receives (typed stubs pass their element type).
+    """
     from .stubs import RpcPromise, RpcStub
 
     parent = _map_state.builder
     builder = _Builder(hook, path, parent)
     _map_state.builder = builder
     try:
-        result = fn(RpcPromise(_VarHook(builder, 0)))
+        result = fn((placeholder or RpcPromise)(_VarHook(builder, 0)))
         if inspect.isawaitable(result) and not isinstance(result, RpcStub):
             if inspect.iscoroutine(result):
                 result.close()

@@ -1,14 +1,19 @@
 """RpcTarget: objects passed by reference, and the rule for what a peer may reach on them.
 
-A peer reaches only the *public class members* of an RpcTarget: methods (sync or async) and
-``property`` getters defined on its class or a base class below ``RpcTarget``. Names starting
-with ``_`` (dunders included), members of ``RpcTarget`` itself, class constants and instance
-attributes are never reachable. Looking one up yields ``undefined``, except an instance
-attribute, which raises ``TypeError`` so that the mistake is easy to see.
+A target whose class implements RPC interfaces (Protocols with ``@rpc_method`` members, see
+``capnweb.interface``) exposes exactly the declared members, under their wire names, with
+arguments checked against the annotations.
+
+Otherwise a peer reaches only the *public class members* of an RpcTarget: methods (sync or
+async) and ``property`` getters defined on its class or a base class below ``RpcTarget``.
+Names starting with ``_`` (dunders included), members of ``RpcTarget`` itself, class
+constants and instance attributes are never reachable. Looking one up yields ``undefined``,
+except an instance attribute, which raises ``TypeError`` so that the mistake is easy to see.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 from ._values import undefined
@@ -25,17 +30,58 @@ class RpcTarget:
 
     __slots__ = ("__weakref__",)
 
+    rpc_validate: bool = True
+    """Check arguments against the implemented interfaces' annotations (when it has any)."""
+
     def on_dispose(self) -> None:
         """Called when every stub to one export of this target has been released."""
 
 
-_BASE_NAMES: Final = frozenset(dir(RpcTarget))
-
-# kind of each (class, name): "method", "property" or None (not reachable)
-_member_cache: dict[tuple[type, str], str | None] = {}
+_BASE_NAMES: Final = frozenset(dir(RpcTarget)) | {"rpc_validate"}
 
 
-def _classify(cls: type, name: str) -> str | None:
+class _Info:
+    """How a wire name resolves on one RpcTarget class."""
+
+    __slots__ = ("attr", "check", "kind")
+
+    def __init__(self, kind: str, attr: str, check: Callable[[list[Any]], list[Any]] | None):
+        self.kind = kind
+        self.attr = attr
+        self.check = check
+
+
+# (class, wire name) -> how it resolves, or None when unreachable
+_member_cache: dict[tuple[type, str], _Info | None] = {}
+_iface_cache: dict[type, dict[str, _Info] | None] = {}
+
+
+def _declared(cls: type) -> dict[str, _Info] | None:
+    """Wire name -> member for a class implementing RPC interfaces; None if it declares none."""
+    try:
+        return _iface_cache[cls]
+    except KeyError:
+        pass
+    from ._validate import args_checker
+    from .interface import interfaces_of
+
+    ifaces = interfaces_of(cls)
+    table: dict[str, _Info] | None = None
+    if ifaces:
+        validate = bool(getattr(cls, "rpc_validate", True))
+        table = {}
+        for iface in ifaces:
+            for m in iface.members.values():
+                check = args_checker(m, cls.__name__) if validate and m.kind == "method" else None
+                table[m.wire_name] = _Info(m.kind, m.name, check)
+    _iface_cache[cls] = table
+    return table
+
+
+def _classify(cls: type, name: str) -> _Info | None:
+    declared = _declared(cls)
+    if declared is not None:
+        return declared.get(name)
     if name.startswith("_") or name in _BASE_NAMES:
         return None
     for klass in cls.__mro__:
@@ -45,21 +91,34 @@ def _classify(cls: type, name: str) -> str | None:
         if attr is None:
             continue
         if isinstance(attr, property):
-            return "property"
+            return _Info("property", name, None)
         if isinstance(attr, staticmethod | classmethod) or callable(attr):
-            return "method"
+            return _Info("method", name, None)
         return None
     return None
 
 
-def member_kind(cls: type, name: str) -> str | None:
-    """Whether ``name`` is a reachable method or property of RpcTarget class ``cls``."""
+def member_info(cls: type, name: str) -> _Info | None:
+    """How wire name ``name`` resolves on RpcTarget class ``cls`` (None: unreachable)."""
     key = (cls, name)
     try:
         return _member_cache[key]
     except KeyError:
-        kind = _member_cache[key] = _classify(cls, name)
-        return kind
+        info = _member_cache[key] = _classify(cls, name)
+        return info
+
+
+class Checked:
+    """A bound method whose arguments are checked against its interface before it runs."""
+
+    __slots__ = ("check", "fn")
+
+    def __init__(self, fn: Callable[..., Any], check: Callable[[list[Any]], list[Any]]):
+        self.fn = fn
+        self.check = check
+
+    def __call__(self, *args: Any) -> Any:
+        return self.fn(*self.check(list(args)))
 
 
 def get_member(target: RpcTarget, name: str | int) -> Any:
@@ -67,8 +126,8 @@ def get_member(target: RpcTarget, name: str | int) -> Any:
     ``undefined``. Raises TypeError for an instance attribute."""
     if type(name) is not str:
         return undefined
-    kind = member_kind(type(target), name)
-    if kind is None:
+    info = member_info(type(target), name)
+    if info is None:
         inst = getattr(target, "__dict__", None)
         if inst is not None and name in inst and not name.startswith("_"):
             raise TypeError(
@@ -78,7 +137,10 @@ def get_member(target: RpcTarget, name: str | int) -> Any:
                 "it as a method or property on the class, instead of an instance attribute."
             )
         return undefined
-    return getattr(target, name)
+    value = getattr(target, info.attr)
+    if info.check is not None:
+        return Checked(value, info.check)
+    return value
 
 
 def dispose_target(target: Any) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ._codec import WireRef
 from ._hooks import ErrorHook, Hook, Path, Payload
@@ -30,6 +30,7 @@ __all__ = ["RpcPromise", "RpcStub"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
+P = TypeVar("P", bound="RpcStub")
 
 _DISPOSED = ErrorHook(RuntimeError("Attempted to use RPC stub after it has been disposed."))
 
@@ -59,6 +60,19 @@ class RpcStub(WireRef):
         if _map_state.builder is not None:
             return _map_state.builder.push_call(self._hook, list(self._path), list(args))
         return RpcPromise(self._hook.call(list(self._path), Payload.params(list(args))))
+
+    # -- used by generated typed stubs
+
+    def _rpc_call(self, cls: type[P], name: str, *args: Any) -> P:
+        """Call remote method ``name`` (a wire name); the result typed as promise class ``cls``."""
+        path = [*self._path, name]
+        if _map_state.builder is not None:
+            return _map_state.builder.push_call(self._hook, path, list(args))._cast(cls)
+        return cls(self._hook.call(path, Payload.params(list(args))))
+
+    def _rpc_get(self, cls: type[P], name: str) -> P:
+        """Read remote property ``name`` (a wire name) as promise class ``cls``."""
+        return cls(self._hook, [*self._path, name], self._root())
 
     def _root(self) -> RpcStub:
         return self._parent if self._parent is not None else self
@@ -145,8 +159,17 @@ class RpcPromise(RpcStub, Generic[T_co]):
     def __await__(self) -> Generator[Any, Any, T_co]:
         return self._resolve().__await__()
 
+    _result_type: ClassVar[Any] = None
+    """For typed stubs: the annotation awaited values are checked against and converted to."""
+    _element_type: ClassVar[type[RpcPromise[Any]] | None] = None
+    """For typed list promises: the promise class map() hands to the mapper function."""
+
     async def _resolve(self) -> T_co:
         payload = await self._pull_owned()
+        if self._result_type is not None:
+            from ._validate import convert
+
+            return convert(payload.value, self._result_type, "result")  # type: ignore[no-any-return]
         return payload.value  # type: ignore[no-any-return]
 
     async def _pull_owned(self) -> Payload:
@@ -164,7 +187,7 @@ class RpcPromise(RpcStub, Generic[T_co]):
         ``fn`` is run once, here, on a placeholder to record what it does; it must be
         synchronous and may only call stubs, read properties and build values.
         """
-        return record_map(self._hook, list(self._path), fn)
+        return record_map(self._hook, list(self._path), fn, self._element_type)
 
     @staticmethod
     def from_awaitable(awaitable: Awaitable[T]) -> RpcPromise[T]:
@@ -174,7 +197,9 @@ class RpcPromise(RpcStub, Generic[T_co]):
         return RpcPromise(hook_for_awaitable(awaitable))
 
     # typed helpers for generated stubs: the same promise seen with another type
-    def _cast(self, cls: type[RpcPromise[T]]) -> RpcPromise[T]:
+    def _cast(self, cls: type[P]) -> P:
+        if not self._path and self._parent is None:
+            return cls(self._take_hook_and_forget())
         return cls(self._hook, self._path, self._root())
 
 

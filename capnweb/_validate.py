@@ -1,0 +1,306 @@
+"""Checking received values against annotations, built once per type and per method.
+
+A *converter* takes a received value and returns it as the annotation wants it (a dict becomes
+the annotated dataclass, a list the annotated tuple) or raises ``TypeError`` saying where and
+what was expected. Arguments are checked before any application code runs.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import typing
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final, Literal, TypeVar, get_args, get_origin
+
+from typing_extensions import is_typeddict
+
+from ._values import URL, BigInt, Headers, TypedArray, UndefinedType, undefined
+from .interface import Member, is_capability_type, union_args
+
+__all__ = ["Converter", "args_checker", "converter"]
+
+Converter = Callable[[Any, str], Any]
+
+_cache: dict[Any, Converter] = {}
+
+
+class _Mismatch(TypeError):
+    pass
+
+
+def _name(tp: Any) -> str:
+    if tp is type(None) or tp is None:
+        return "None"
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _fail(where: str, tp: Any, value: Any) -> _Mismatch:
+    return _Mismatch(f"{where} must be {_name(tp)}, got {type(value).__name__}")
+
+
+def converter(tp: Any) -> Converter:
+    """The converter for annotation ``tp`` (cached)."""
+    try:
+        return _cache[tp]
+    except (KeyError, TypeError):
+        pass
+    conv = _build(tp)
+    try:
+        _cache[tp] = conv
+    except TypeError:
+        pass
+    return conv
+
+
+def _identity(v: Any, where: str) -> Any:
+    return v
+
+
+def _instance(*types_: type, exclude: type | None = None, show: Any = None) -> Converter:
+    def check(v: Any, where: str) -> Any:
+        if isinstance(v, types_) and not (exclude is not None and isinstance(v, exclude)):
+            return v
+        raise _fail(where, show if show is not None else types_[0], v)
+
+    return check
+
+
+_SIMPLE: Final[dict[Any, Converter]] = {
+    bool: _instance(bool),
+    int: _instance(int, exclude=bool),
+    BigInt: _instance(int, exclude=bool, show=BigInt),
+    float: _instance(int, float, exclude=bool, show=float),
+    str: _instance(str),
+    bytes: _instance(bytes, bytearray, memoryview, show=bytes),
+    datetime: _instance(datetime),
+    URL: _instance(URL),
+    Headers: _instance(Headers),
+    TypedArray: _instance(TypedArray),
+}
+
+
+def _none(v: Any, where: str) -> Any:
+    if v is None or v is undefined:
+        return None
+    raise _fail(where, None, v)
+
+
+def _build(tp: Any) -> Converter:
+    if tp is Any or tp is object or isinstance(tp, TypeVar):
+        return _identity
+    if tp is None or tp is type(None):
+        return _none
+    if tp is UndefinedType:
+        return _instance(UndefinedType)
+    simple = _SIMPLE.get(tp)
+    if simple is not None:
+        return simple
+    origin = get_origin(tp)
+    if origin is typing.Annotated:
+        return converter(get_args(tp)[0])
+    members = union_args(tp)
+    if members is not None:
+        return _union(tp, [converter(m) for m in members])
+    if origin is Literal:
+        return _literal(tp, get_args(tp))
+    if is_capability_type(tp):
+        return _capability(tp)
+    if origin in (list, collections.abc.Sequence, collections.abc.Iterable, set, frozenset):
+        args = get_args(tp)
+        return _sequence(tp, converter(args[0]) if args else _identity)
+    if origin is tuple:
+        return _tuple(tp, get_args(tp))
+    if origin in (dict, collections.abc.Mapping):
+        args = get_args(tp)
+        return _mapping(tp, converter(args[1]) if len(args) == 2 else _identity)
+    if isinstance(tp, type):
+        if is_typeddict(tp):
+            return _typeddict(tp)
+        if dataclasses.is_dataclass(tp):
+            return _dataclass(tp)
+        if tp is list:
+            return _sequence(tp, _identity)
+        if tp is dict:
+            return _mapping(tp, _identity)
+        if tp is tuple:
+            return _tuple(tp, (Any, ...))
+        return _instance(tp)
+    return _identity  # an annotation we cannot check (e.g. a forward reference left as str)
+
+
+def _union(tp: Any, convs: list[Converter]) -> Converter:
+    def check(v: Any, where: str) -> Any:
+        for conv in convs:
+            try:
+                return conv(v, where)
+            except _Mismatch:
+                continue
+        raise _fail(where, tp, v)
+
+    return check
+
+
+def _literal(tp: Any, values: tuple[Any, ...]) -> Converter:
+    allowed = [(type(x), x) for x in values]
+
+    def check(v: Any, where: str) -> Any:
+        if (type(v), v) in allowed:
+            return v
+        raise _Mismatch(f"{where} must be one of {list(values)!r}, got {v!r:.60}")
+
+    return check
+
+
+def _capability(tp: Any) -> Converter:
+    from ._target import RpcTarget
+    from .stubs import RpcStub
+
+    def check(v: Any, where: str) -> Any:
+        if isinstance(v, RpcStub | RpcTarget) or (callable(v) and not isinstance(v, type)):
+            return v
+        raise _Mismatch(f"{where} must be a capability ({_name(tp)}), got {type(v).__name__}")
+
+    return check
+
+
+def _sequence(tp: Any, item: Converter) -> Converter:
+    def check(v: Any, where: str) -> Any:
+        if type(v) is not list and not isinstance(v, list | tuple):
+            raise _fail(where, tp, v)
+        if item is _identity:
+            return list(v)
+        return [item(x, f"{where}[{i}]") for i, x in enumerate(v)]
+
+    return check
+
+
+def _tuple(tp: Any, args: tuple[Any, ...]) -> Converter:
+    if len(args) == 2 and args[1] is Ellipsis:
+        each = converter(args[0])
+
+        def check_var(v: Any, where: str) -> Any:
+            if not isinstance(v, list | tuple):
+                raise _fail(where, tp, v)
+            return tuple(each(x, f"{where}[{i}]") for i, x in enumerate(v))
+
+        return check_var
+    convs = [converter(a) for a in args]
+
+    def check(v: Any, where: str) -> Any:
+        if not isinstance(v, list | tuple) or len(v) != len(convs):
+            raise _Mismatch(f"{where} must be {_name(tp)}, got {v!r:.60}")
+        return tuple(c(x, f"{where}[{i}]") for i, (c, x) in enumerate(zip(convs, v, strict=True)))
+
+    return check
+
+
+def _mapping(tp: Any, value: Converter) -> Converter:
+    def check(v: Any, where: str) -> Any:
+        if not isinstance(v, dict):
+            raise _fail(where, tp, v)
+        out = {}
+        for k, x in v.items():
+            if not isinstance(k, str):
+                raise _Mismatch(f"{where} keys must be str, got {type(k).__name__}")
+            out[k] = value(x, f"{where}[{k!r}]")
+        return out
+
+    return check
+
+
+def _fields(tp: Any) -> dict[str, Converter]:
+    hints = typing.get_type_hints(tp, include_extras=True)
+    return {k: converter(h) for k, h in hints.items()}
+
+
+def _typeddict(tp: Any) -> Converter:
+    state: dict[str, Any] = {}
+
+    def check(v: Any, where: str) -> Any:
+        if not isinstance(v, dict):
+            raise _fail(where, tp, v)
+        if "fields" not in state:
+            state["fields"] = _fields(tp)
+        fields: dict[str, Converter] = state["fields"]
+        required: frozenset[str] = getattr(tp, "__required_keys__", frozenset(fields))
+        missing = [k for k in required if k not in v]
+        if missing:
+            raise _Mismatch(f"{where} ({tp.__name__}) is missing key(s) {sorted(missing)}")
+        out = dict(v)
+        for k, conv in fields.items():
+            if k in v:
+                out[k] = conv(v[k], f"{where}[{k!r}]")
+        return out
+
+    return check
+
+
+def _dataclass(tp: Any) -> Converter:
+    state: dict[str, Any] = {}
+
+    def check(v: Any, where: str) -> Any:
+        if isinstance(v, tp):
+            return v
+        if not isinstance(v, dict):
+            raise _fail(where, tp, v)
+        if "fields" not in state:
+            hints = _fields(tp)
+            state["fields"] = [
+                (f.name, hints.get(f.name, _identity), _has_default(f))
+                for f in dataclasses.fields(tp)
+                if f.init
+            ]
+        kwargs = {}
+        for name, conv, optional in state["fields"]:
+            if name in v and v[name] is not undefined:
+                kwargs[name] = conv(v[name], f"{where}.{name}")
+            elif not optional:
+                raise _Mismatch(f"{where} ({tp.__name__}) is missing field {name!r}")
+        return tp(**kwargs)
+
+    return check
+
+
+def _has_default(f: dataclasses.Field[Any]) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
+def convert(value: Any, tp: Any, where: str = "value") -> Any:
+    """``value`` checked against (and converted to) annotation ``tp``; TypeError if it isn't."""
+    return converter(tp)(value, where)
+
+
+def args_checker(member: Member, owner: str) -> Callable[[list[Any]], list[Any]]:
+    """A function checking a call's positional arguments against ``member``'s parameters.
+
+    Trailing or explicit ``undefined`` arguments take the parameter's default.
+    """
+    params = member.params
+    convs = [converter(p.annotation) for p in params]
+    label = f"{owner}.{member.name}()"
+    n_params = len(params)
+
+    def check(args: list[Any]) -> list[Any]:
+        n = len(args)
+        if n > n_params and not member.variadic:
+            raise TypeError(f"{label} takes {n_params} argument(s) but {n} were given")
+        out: list[Any] = []
+        for i in range(n_params):
+            p = params[i]
+            if i < n and args[i] is not undefined:
+                out.append(convs[i](args[i], f"{label} argument '{p.name}'"))
+            elif p.required:
+                raise TypeError(f"{label} missing required argument '{p.name}'")
+            elif i < n or any(a is not undefined for a in args[i + 1 :]):
+                out.append(p.default)
+            else:
+                break
+        if n > n_params:
+            out.extend(args[n_params:])
+        return out
+
+    return check
