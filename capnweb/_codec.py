@@ -166,11 +166,31 @@ except ImportError:  # pragma: no cover
 _json_dumps = json.JSONEncoder(
     ensure_ascii=True, allow_nan=False, separators=(",", ":"), check_circular=False
 ).encode
-_json_loads = json.loads
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_int(digits: str) -> Any:
+    # Long literals are doubles anyway (see _Decoder.value); this also avoids int()'s limit.
+    return int(digits) if len(digits) <= 17 else float(digits)
+
+
+_json_loads = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int).decode
 
 
 def dumps(message: Any) -> str:
     """Serialize an encoded message (a JSON tree) to text."""
+    if _orjson is not None:
+        # orjson is several times faster; its text is the same whenever it is ASCII (otherwise
+        # the stdlib encoder writes the \uXXXX escapes we send, lone surrogates included)
+        try:
+            data = _orjson.dumps(message)
+        except TypeError:
+            data = b"\x80"
+        if data.isascii():
+            return data.decode("ascii")
     return _json_dumps(message)
 
 
@@ -206,6 +226,37 @@ def loads(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
 # Encoding: Python value -> expression
 
 
+# Python refuses int <-> str conversions beyond sys.get_int_max_str_digits() (4300 by default,
+# 640 at the least), well below the bigints the wire allows: convert in chunks below that.
+_CHUNK: Final = 600
+_CHUNK_POW: Final = 10**_CHUNK
+
+
+def _decimal(n: int) -> str:
+    """``str(n)`` for any size of int."""
+    if -_CHUNK_POW < n < _CHUNK_POW:
+        return str(n)
+    sign, n = ("-", -n) if n < 0 else ("", n)
+    parts: list[str] = []
+    while n >= _CHUNK_POW:
+        n, low = divmod(n, _CHUNK_POW)
+        parts.append(str(low).zfill(_CHUNK))
+    parts.append(str(n))
+    return sign + "".join(reversed(parts))
+
+
+def _from_decimal(text: str) -> int:
+    """``int(text)`` for a ``-?[0-9]+`` string of any length."""
+    if len(text) <= _CHUNK:
+        return int(text)
+    digits = text.lstrip("-")
+    n = 0
+    for i in range(0, len(digits), _CHUNK):
+        chunk = digits[i : i + _CHUNK]
+        n = n * 10 ** len(chunk) + int(chunk)
+    return -n if text[0] == "-" else n
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -236,7 +287,7 @@ class _Encoder:
         if t is int:
             if -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
                 return v
-            return ["bigint", str(v)]
+            return ["bigint", _decimal(v)]
         if t is float:
             if math.isfinite(v):
                 return v
@@ -269,7 +320,7 @@ class _Encoder:
             if isinstance(v, bool):
                 return bool(v)
             if type(v) is BigInt or not -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
-                return ["bigint", str(int(v))]
+                return ["bigint", _decimal(int(v))]
             return int(v)
         if isinstance(v, URL):
             return ["url", str(v)]
@@ -289,8 +340,6 @@ class _Encoder:
             return self.error(v, depth)
         if isinstance(v, RpcTarget):
             return self._exporter(v).encode_target(v)
-        if dataclasses.is_dataclass(v) and not isinstance(v, type):
-            return self.obj({f.name: getattr(v, f.name) for f in dataclasses.fields(v)}, depth)
         if isinstance(v, list | tuple):
             return [[self.value(x, depth + 1) for x in v]]
         if isinstance(v, dict):
@@ -301,6 +350,8 @@ class _Encoder:
             return ["request", v.url, self.request_init(v, depth)]
         if isinstance(v, Response):
             return ["response", self.body(v.body, depth), self.response_init(v)]
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):  # after Request/Response
+            return self.obj({f.name: getattr(v, f.name) for f in dataclasses.fields(v)}, depth)
         if callable(v) and not isinstance(v, type):
             return self._exporter(v).encode_target(v)
         raise TypeError(f"Cannot serialize value of type {type(v).__name__}: {v!r:.80}")
@@ -405,14 +456,27 @@ class PlainImporter:
 
 def decode(expr: Any, importer: Importer | None = None, limits: Limits = DEFAULT_LIMITS) -> Any:
     """Decode an expression into a Python value; reference forms go to ``importer``."""
-    return _Decoder(importer or PlainImporter(), limits).value(expr, 0)
+    try:
+        return _Decoder(importer or PlainImporter(), limits).value(expr, 0)
+    except RecursionError:
+        # Nested call arguments cost Python several frames per level: its recursion limit
+        # can stop them before max_depth does. Report it as the depth limit it stands for.
+        raise RpcLimitError(
+            f"Deserialization exceeded maximum allowed message depth of {limits.max_depth}."
+        ) from None
 
 
 def _bad(what: str, expr: Any) -> RpcProtocolError:
-    text = json.dumps(expr, default=repr)
+    text = json.dumps(expr, default=repr, ensure_ascii=False, separators=(",", ":"))
     if len(text) > 200:
         text = text[:200] + "..."
-    return RpcProtocolError(f"{what}: {text}")
+    return RpcProtocolError(f"{what}: {text}", name="TypeError")  # the reference's TypeError
+
+
+def _js_typeof(x: Any) -> str:
+    if type(x) is bool:
+        return "boolean"
+    return "number" if type(x) in (int, float) else "object"  # JSON: null, arrays, objects
 
 
 def _is_id(x: Any) -> bool:
@@ -438,7 +502,10 @@ class _Decoder:
         if t is int:
             if -MAX_SAFE_INTEGER <= e <= MAX_SAFE_INTEGER:
                 return e
-            return float(e)  # a JSON number beyond 2**53 is a double, never a bigint
+            try:
+                return float(e)  # a JSON number beyond 2**53 is a double, never a bigint
+            except OverflowError:
+                return math.inf if e > 0 else -math.inf
         if t is float:
             return e
         if t is dict:
@@ -490,7 +557,7 @@ class _Decoder:
             )
         if not _BIGINT_RE.fullmatch(s):
             raise _bad("invalid bigint", e)
-        return BigInt(int(s))
+        return BigInt(_from_decimal(s))
 
     def s_date(self, e: list[Any], depth: int) -> Any:
         if len(e) != 2:
@@ -514,13 +581,16 @@ class _Decoder:
             return data
         marker = e[2]
         if type(marker) is not str:
-            raise RpcProtocolError(f"Invalid bytes type marker type: {type(marker).__name__}")
+            raise RpcProtocolError(
+                f"Unknown bytes type marker type: {_js_typeof(marker)}", name="TypeError"
+            )
         size = TYPED_ARRAY_KINDS.get(marker)
         if size is None:
-            raise RpcProtocolError(f"Unknown bytes type marker: {marker[:64]}")
+            raise RpcProtocolError(f"Unknown bytes type marker: {marker[:64]}", name="TypeError")
         if len(data) % size:
             raise RpcProtocolError(
-                f"Invalid byte length {len(data)} for {marker}; expected a multiple of {size}"
+                f"Invalid byte length {len(data)} for {marker}; expected a multiple of {size}",
+                name="TypeError",
             )
         if marker == "Uint8Array":
             return data
@@ -528,14 +598,16 @@ class _Decoder:
 
     def s_error(self, e: list[Any], depth: int) -> Any:
         n = len(e)
-        if n < 3 or n > 5 or type(e[1]) is not str or type(e[2]) is not str:
+        if n < 3 or type(e[1]) is not str or type(e[2]) is not str:
             raise _bad("invalid error", e)
         stack = e[3] if n > 3 and type(e[3]) is str else None
         props: dict[str, Any] | None = None
-        if n == 5:
+        if n >= 5:
             if type(e[4]) is not dict:
                 raise _bad("invalid error props", e)
             props = self.obj(e[4], depth)
+            for k in ("name", "message", "stack"):
+                props.pop(k, None)
         return make_error(e[1], e[2], props, stack)
 
     def s_url(self, e: list[Any], depth: int) -> Any:
@@ -555,12 +627,13 @@ class _Decoder:
             raise _bad("invalid headers", e)
         return self.headers(e[1], e)
 
-    def body(self, raw: Any, e: list[Any], depth: int) -> str | bytes | None:
+    def body(self, raw: Any, e: list[Any], depth: int) -> Any:
+        """The body, or (for a stream) a promise that rejects, to stand for the whole value."""
         body = self.value(raw, depth + 1)
         if body is None or isinstance(body, str | bytes):
             return body
         if isinstance(body, WireRef):
-            return self.importer.unsupported("A streamed body")  # type: ignore[no-any-return]
+            return self.importer.unsupported("A streamed body")
         raise _bad("invalid body", e)
 
     def s_request(self, e: list[Any], depth: int) -> Any:
@@ -576,6 +649,8 @@ class _Decoder:
             req.headers = self.headers(init.pop("headers"), e)
         if "body" in init:
             req.body = self.body(init.pop("body"), e, depth)
+            if isinstance(req.body, WireRef):
+                return req.body
         init.pop("duplex", None)
         req.extra = init
         return req
@@ -587,6 +662,8 @@ class _Decoder:
         if "webSocket" in init:
             raise RpcProtocolError("Can't deserialize a Response containing a webSocket.")
         resp = Response(self.body(e[1], e, depth))
+        if isinstance(resp.body, WireRef):
+            return resp.body
         if "status" in init:
             status = init.pop("status")
             if type(status) is not int:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ._codec import PROTO_KEYS
 from ._target import Checked, RpcTarget, dispose_target, get_member
 from ._tasks import spawn
-from ._values import undefined
+from ._values import Request, Response, undefined
 
 if TYPE_CHECKING:
     from .stubs import RpcStub
@@ -331,6 +331,10 @@ class _Reached:
         self.rest = rest
 
 
+# Object.prototype names are unreachable in paths (toJSON, unlike in objects, is not).
+_PATH_BLOCKED: Final = PROTO_KEYS - {"toJSON"}
+
+
 def follow(value: Any, path: Path) -> _Reached:
     """Follow ``path`` from ``value`` under the wire's rules (docs/values.md, "paths")."""
     from .stubs import RpcPromise, RpcStub
@@ -340,31 +344,30 @@ def follow(value: Any, path: Path) -> _Reached:
         if isinstance(value, RpcStub):
             return _Reached(None, parent, value, list(value._path) + list(path[i:]))
         parent = value
-        if type(part) is str and part in PROTO_KEYS:
+        if type(part) is str and part in _PATH_BLOCKED:
             value = undefined
             continue
-        t = type(value)
-        if t is dict:
+        if isinstance(value, dict):
             value = value.get(part if type(part) is str else str(part), undefined)
-        elif t is list:
+        elif isinstance(value, list | tuple):
             ok = type(part) is int and 0 <= part < len(value)
-            value = value[part] if ok else undefined
+            value = value[part] if ok else undefined  # type: ignore[index]
         elif isinstance(value, RpcTarget):
             value = get_member(value, part)
-        elif value is None or value is undefined:
-            raise TypeError(f"Cannot read properties of {_js_name(value)} (reading '{part}')")
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        elif value is undefined:
+            raise TypeError(f"Cannot read properties of undefined (reading '{part}')")
+        elif (
+            dataclasses.is_dataclass(value)
+            and not isinstance(value, type)
+            and not isinstance(value, Request | Response)
+        ):
             names = {f.name for f in dataclasses.fields(value)}
             value = getattr(value, part) if part in names else undefined
         else:
-            value = undefined
+            value = undefined  # primitives, null, bytes, dates, errors, functions: nothing
     if isinstance(value, RpcPromise):
         return _Reached(None, parent, value, list(value._path))
     return _Reached(value, parent)
-
-
-def _js_name(value: Any) -> str:
-    return "null" if value is None else "undefined"
 
 
 def _hook_of(stub: Any) -> Hook:
@@ -375,7 +378,7 @@ def call_at(root: Any, path: Path, args: Payload, owner: Payload | None) -> Hook
     """Call the function found at ``path`` from ``root`` (a target or a value)."""
     try:
         reached = follow(root, path)
-    except TypeError as e:
+    except Exception as e:  # a missing path, or a property getter that raised
         args.dispose()
         return ErrorHook(e)
     if reached.hook_owner is not None:
@@ -383,7 +386,7 @@ def call_at(root: Any, path: Path, args: Payload, owner: Payload | None) -> Hook
     fn = reached.value
     if isinstance(fn, RpcTarget | type) or not callable(fn):
         args.dispose()
-        name = path[-1] if path else "RpcTarget"
+        name = ".".join(str(part) for part in path)  # the reference's wording
         return ErrorHook(TypeError(f"'{name}' is not a function."))
     return invoke(fn, args)
 
@@ -392,7 +395,7 @@ def get_at(root: Any, path: Path, owner: Payload | None) -> Hook:
     """A hook for the value found at ``path`` from ``root``."""
     try:
         reached = follow(root, path)
-    except TypeError as e:
+    except Exception as e:  # a missing path, or a property getter that raised
         return ErrorHook(e)
     if reached.hook_owner is not None:
         stub = reached.hook_owner
@@ -602,6 +605,13 @@ class ValueHook(Hook):
         self._shared.refs += 1
         return ValueHook(self.payload, self._shared)
 
+    def on_broken(self, callback: BrokenCallback) -> None:
+        from .stubs import RpcStub
+
+        value = self.payload.value
+        if isinstance(value, RpcStub):  # a value that is one capability breaks with it
+            value.on_broken(callback)
+
     def dispose(self) -> None:
         if self.disposed:
             return
@@ -654,18 +664,24 @@ class PromiseHook(Hook):
             return use(resolution)
         loop = asyncio.get_running_loop()
         result: asyncio.Future[Hook] = loop.create_future()
+        state = self._state
 
         def forward(_: asyncio.Future[Hook]) -> None:
-            resolved = self._state.resolution
+            resolved = state.resolution
             assert resolved is not None
             try:
                 result.set_result(use(resolved))
             except Exception as e:
                 result.set_result(ErrorHook(e))
+            finally:
+                state.refs -= 1
+                if state.refs == 0:
+                    resolved.dispose()
 
         if self.future.done() and self._state.resolution is None:
             self._on_done(self.future)
             return use(self._state.resolution)  # type: ignore[arg-type]
+        state.refs += 1  # a queued use keeps the resolution alive until it has run
         self.future.add_done_callback(forward)
         return PromiseHook(result)
 

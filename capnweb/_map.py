@@ -282,6 +282,7 @@ def _apply_one(
 
 def run_map(hook: Hook, path: Path, captures: list[Hook], instructions: list[Any]) -> Hook:
     """Run received map instructions over the value at ``hook``/``path``; the result hook."""
+    hook = hook.dup()  # our own reference: the caller may release its own before we run
 
     async def go() -> Hook:
         handed_over = False
@@ -306,6 +307,7 @@ def run_map(hook: Hook, path: Path, captures: list[Hook], instructions: list[Any
         except Exception as e:
             return ErrorHook(e)
         finally:
+            hook.dispose()
             if not handed_over:
                 for cap in captures:
                     cap.dispose()

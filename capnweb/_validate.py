@@ -159,7 +159,12 @@ def _capability(tp: Any) -> Converter:
     from ._target import RpcTarget
     from .stubs import RpcStub
 
+    # A received stub annotated with a (generated) stub class is handed over as that class.
+    typed = tp if isinstance(tp, type) and issubclass(tp, RpcStub) and tp is not RpcStub else None
+
     def check(v: Any, where: str) -> Any:
+        if typed is not None and isinstance(v, RpcStub) and not isinstance(v, typed):
+            return v._cast(typed)
         if isinstance(v, RpcStub | RpcTarget) or (callable(v) and not isinstance(v, type)):
             return v
         raise _Mismatch(f"{where} must be a capability ({_name(tp)}), got {type(v).__name__}")
@@ -277,12 +282,15 @@ def convert(value: Any, tp: Any, where: str = "value") -> Any:
 def args_checker(member: Member, owner: str) -> Callable[[list[Any]], list[Any]]:
     """A function checking a call's positional arguments against ``member``'s parameters.
 
-    Trailing or explicit ``undefined`` arguments take the parameter's default.
+    Trailing or explicit ``undefined`` arguments take the parameter's default; a required
+    parameter whose annotation admits ``undefined`` (``Any``, ``X | None``...) receives it as
+    a value, as in JavaScript (``echo(undefined)``).
     """
     params = member.params
     convs = [converter(p.annotation) for p in params]
     label = f"{owner}.{member.name}()"
     n_params = len(params)
+    lenient = [p.required and _admits_undefined(c) for p, c in zip(params, convs, strict=True)]
 
     def check(args: list[Any]) -> list[Any]:
         n = len(args)
@@ -293,6 +301,8 @@ def args_checker(member: Member, owner: str) -> Callable[[list[Any]], list[Any]]
             p = params[i]
             if i < n and args[i] is not undefined:
                 out.append(convs[i](args[i], f"{label} argument '{p.name}'"))
+            elif lenient[i]:
+                out.append(convs[i](undefined, f"{label} argument '{p.name}'"))
             elif p.required:
                 raise TypeError(f"{label} missing required argument '{p.name}'")
             elif i < n or any(a is not undefined for a in args[i + 1 :]):
@@ -304,3 +314,11 @@ def args_checker(member: Member, owner: str) -> Callable[[list[Any]], list[Any]]
         return out
 
     return check
+
+
+def _admits_undefined(conv: Converter) -> bool:
+    try:
+        conv(undefined, "")
+    except TypeError:
+        return False
+    return True

@@ -47,7 +47,10 @@ class Connection(Generic[S]):
         transport: Transport
         if scheme in ("ws", "wss"):
             ws = await ws_connect(
-                self.url, max_size=MAX_FRAME, additional_headers=self._headers or {}
+                self.url,
+                max_size=MAX_FRAME,
+                additional_headers=self._headers or {},
+                compression=None,  # per-message deflate costs more than it saves on loopback/LAN
             )
             transport = WebSocketTransport(ws)
         elif scheme in ("http", "https"):

@@ -149,7 +149,7 @@ def make_error(
 
 
 def js_error_name(exc: BaseException) -> str:
-    """The JavaScript error name an outgoing Python exception is sent with (see module table)."""
+    """The JavaScript error name an outgoing Python exception is sent with (docs/values.md)."""
     if isinstance(exc, RpcError):
         return exc.name
     if isinstance(exc, TypeError):

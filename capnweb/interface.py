@@ -29,7 +29,7 @@ import types
 import typing
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Final, Literal, TypeVar, Union, get_args, get_origin, overload
 
 from typing_extensions import is_typeddict
 
@@ -59,6 +59,10 @@ class _MemberMark:
     name: str | None
 
 
+@overload
+def rpc_method(fn: F, /) -> F: ...
+@overload
+def rpc_method(*, name: str | None = None) -> Callable[[F], F]: ...
 def rpc_method(fn: F | None = None, *, name: str | None = None) -> Any:
     """Mark a Protocol method as remote; ``name`` sets its wire name explicitly.
 
@@ -73,6 +77,10 @@ def rpc_method(fn: F | None = None, *, name: str | None = None) -> Any:
     return mark(fn) if fn is not None else mark
 
 
+@overload
+def rpc_property(fn: F, /) -> F: ...
+@overload
+def rpc_property(*, name: str | None = None) -> Callable[[F], F]: ...
 def rpc_property(fn: F | None = None, *, name: str | None = None) -> Any:
     """Mark a Protocol property getter as remotely readable (put it under ``@property``)."""
 
@@ -97,6 +105,10 @@ def snake_case(name: str) -> str:
 NamePolicy = Callable[[str], str]
 
 
+@overload
+def rpc_interface(cls: C, /) -> C: ...
+@overload
+def rpc_interface(*, names: NamePolicy | None = None) -> Callable[[C], C]: ...
 def rpc_interface(cls: C | None = None, *, names: NamePolicy | None = None) -> Any:
     """Mark a Protocol as an RPC interface; ``names`` maps Python member names to wire names
     (e.g. :func:`camel_case`). Returns the class unchanged."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 from aiohttp import web
@@ -64,7 +64,7 @@ class Endpoint:
         )
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, autoping=True)
+        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, autoping=True, compress=False)
         await ws.prepare(request)
         transport = AiohttpWebSocketTransport(ws)
         session = self._session(transport, True)
@@ -110,7 +110,7 @@ def mount(
 ) -> Endpoint:
     """Serve RPC at ``path`` of an existing aiohttp app (WebSocket and batch POST)."""
     endpoint = Endpoint(main, limits=limits, on_send_error=on_send_error)
-    app.router.add_route("*", path, endpoint)
+    app.router.add_route("*", path, endpoint.__call__)  # a coroutine function for aiohttp
     return endpoint
 
 
@@ -136,7 +136,11 @@ class Server:
 
     async def close(self) -> None:
         """End every session and stop listening."""
+        sessions = list(self.endpoint.sessions)
         self.endpoint.shutdown()
+        # Let each WebSocket finish its closing handshake before the server stops reading.
+        waits = [getattr(s._transport, "wait_closed", None) for s in sessions]
+        await asyncio.gather(*(w() for w in waits if w is not None), return_exceptions=True)
         await self._runner.cleanup()
 
     async def serve_forever(self) -> None:
@@ -150,7 +154,42 @@ class Server:
         await self.close()
 
 
-async def serve(
+class Starting:
+    """What ``serve()`` returns: ``await`` it for the :class:`Server`, or ``async with`` it."""
+
+    def __init__(self, start: Coroutine[Any, Any, Server]) -> None:
+        self._start = start
+        self._server: Server | None = None
+
+    def __await__(self) -> Generator[Any, Any, Server]:
+        return self._start.__await__()
+
+    async def __aenter__(self) -> Server:
+        self._server = await self._start
+        return self._server
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._server is not None:
+            await self._server.close()
+
+
+def serve(
+    main: MainFactory,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    path: str = "/rpc",
+    *,
+    limits: Limits | None = None,
+    on_send_error: SendErrorHook | None = None,
+) -> Starting:
+    """Serve ``main()`` (called once per session) at ``http://host:port/path``: WebSocket
+    upgrades and HTTP batch POSTs. ``await`` the result for the running :class:`Server`, or
+    use ``async with serve(...) as server:``. Port 0 picks a free port (``Server.port``).
+    """
+    return Starting(_serve(main, host, port, path, limits=limits, on_send_error=on_send_error))
+
+
+async def _serve(
     main: MainFactory,
     host: str = "127.0.0.1",
     port: int = 0,
@@ -159,10 +198,6 @@ async def serve(
     limits: Limits | None = None,
     on_send_error: SendErrorHook | None = None,
 ) -> Server:
-    """Start serving ``main()`` (called once per session) at ``http://host:port/path``.
-
-    Port 0 picks a free port; read it back from ``Server.port``.
-    """
     app = web.Application(client_max_size=MAX_FRAME)
     endpoint = mount(app, path, main, limits=limits, on_send_error=on_send_error)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
@@ -191,4 +226,4 @@ async def serve_websocket(
         await session.wait_closed()
         await transport.wait_closed()
 
-    return await ws_serve(handler, host, port, max_size=MAX_FRAME)
+    return await ws_serve(handler, host, port, max_size=MAX_FRAME, compression=None)

@@ -258,8 +258,12 @@ def _main_hook(main: Any) -> Hook:
     return ValueHook(Payload.returned(main))
 
 
+def _no_callbacks() -> RpcError:
+    return RpcError("Cannot call back into the client during an HTTP batch; use a WebSocket.")
+
+
 def _compact(value: Any) -> str:
-    text = json.dumps(value, separators=(",", ":"), default=repr)
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=repr)
     return text if len(text) <= 500 else text[:500] + "..."
 
 
@@ -302,6 +306,8 @@ class Session:
         self._encoding: _Encoding | None = None
         self.main: RpcStub = RpcStub(_MainHook(self._imports[0], False))
         """The peer's main capability. Disposing it shuts the session down."""
+        # A server answering one HTTP batch can never hear back from the client.
+        self._can_call = bool(getattr(transport, "can_call_peer", True))
         self._reader: asyncio.Task[None] | None = None
         if start:
             self._reader = spawn(self._read_loop())
@@ -649,10 +655,10 @@ class Session:
             asyncio.get_running_loop().call_soon(self.abort, e, False)
 
     def _send_call(self, target_id: int, path: Path, args: Payload | None) -> Hook:
-        if self._aborted is not None:
+        if self._aborted is not None or not self._can_call:
             if args is not None:
                 args.dispose()
-            return ErrorHook(self._aborted)
+            return ErrorHook(self._aborted or _no_callbacks())
         expr: list[Any] = ["pipeline", target_id, path]
         if args is not None:
             try:
@@ -670,10 +676,10 @@ class Session:
     def _send_map(
         self, target_id: int, path: Path, captures: list[Hook], instructions: list[Any]
     ) -> Hook:
-        if self._aborted is not None:
+        if self._aborted is not None or not self._can_call:
             for c in captures:
                 c.dispose()
-            return ErrorHook(self._aborted)
+            return ErrorHook(self._aborted or _no_callbacks())
         wire_caps: list[Any] = []
         for cap in captures:
             if isinstance(cap, ImportHook) and cap.entry is not None and cap.entry.session is self:

@@ -36,12 +36,16 @@ _DISPOSED = ErrorHook(RuntimeError("Attempted to use RPC stub after it has been 
 
 
 class RpcStub(WireRef):
-    """A reference to a remote (or local) capability: call its methods, read its properties."""
+    """A reference to a remote (or local) capability: call its methods, read its properties.
+
+    ``RpcStub(target)`` makes a local stub for an RpcTarget or a function, e.g. to capture it
+    in a ``map()`` function (which cannot export new capabilities itself).
+    """
 
     __slots__ = ("__weakref__", "_hook", "_parent", "_path")
 
-    def __init__(self, hook: Hook, path: Path | tuple[()] = (), parent: RpcStub | None = None):
-        self._hook = hook
+    def __init__(self, hook: Any, path: Path | tuple[()] = (), parent: RpcStub | None = None):
+        self._hook: Hook = hook if isinstance(hook, Hook) else _local_hook(hook)
         self._path: Path | tuple[()] = path
         self._parent = parent  # keeps the owner of a shared hook alive
 
@@ -73,6 +77,12 @@ class RpcStub(WireRef):
     def _rpc_get(self, cls: type[P], name: str) -> P:
         """Read remote property ``name`` (a wire name) as promise class ``cls``."""
         return cls(self._hook, [*self._path, name], self._root())
+
+    def _cast(self, cls: type[P]) -> P:
+        """The same reference seen as stub or promise class ``cls`` (this one is given up)."""
+        if not self._path and self._parent is None:
+            return cls(self._take_hook_and_forget())
+        return cls(self._hook, self._path, self._root())
 
     def _root(self) -> RpcStub:
         return self._parent if self._parent is not None else self
@@ -151,6 +161,17 @@ class RpcStub(WireRef):
     __iter__ = None
 
 
+def _local_hook(target: Any) -> Hook:
+    from ._hooks import TargetHook
+    from ._target import RpcTarget
+
+    if isinstance(target, RpcStub):
+        return target._take_hook()
+    if isinstance(target, RpcTarget) or (callable(target) and not isinstance(target, type)):
+        return TargetHook(target)
+    raise TypeError(f"RpcStub() takes an RpcTarget, a function or a stub, not {target!r}")
+
+
 class RpcPromise(RpcStub, Generic[T_co]):
     """A pending result: await it for the value, or pipeline on it without waiting."""
 
@@ -195,12 +216,6 @@ class RpcPromise(RpcStub, Generic[T_co]):
         from ._hooks import hook_for_awaitable
 
         return RpcPromise(hook_for_awaitable(awaitable))
-
-    # typed helpers for generated stubs: the same promise seen with another type
-    def _cast(self, cls: type[P]) -> P:
-        if not self._path and self._parent is None:
-            return cls(self._take_hook_and_forget())
-        return cls(self._hook, self._path, self._root())
 
 
 def is_promise(value: Any) -> bool:

@@ -57,7 +57,7 @@ class Api(RpcTarget):
 
 
 async def main() -> None:
-    async with await capnweb.serve(Api) as server:
+    async with capnweb.serve(Api) as server:
         print(f"server listening on {server.ws_url}")
         conn = capnweb.connect(server.ws_url)
         async with conn as api:

@@ -3,7 +3,12 @@
 ``SessionPair(server_main, client_main)`` connects a "server" session (serving
 ``server_main``) and a "client" session (serving ``client_main``, if any) over
 :func:`capnweb.memory_pair`. ``pair.main`` is the client's stub for the server's main
-capability; ``pair.client_sent`` / ``pair.server_sent`` are the frames each side sent, parsed.
+capability; ``pair.client_sent`` / ``pair.server_sent`` are the frames each side sent (text),
+``pair.client_frames()`` / ``pair.server_frames()`` the same parsed, and ``pair.log`` every
+frame in sending order. ``await pair.settle()`` lets the loop turn until nothing moves, and
+``await pair.assert_clean()`` checks that both sessions are back to their main entries.
+
+``ScriptedPeer(main)`` is one session whose peer is driven by hand, frame by frame.
 """
 
 from __future__ import annotations
@@ -17,12 +22,12 @@ from typing import Any
 from capnweb import Session, Stats, memory_pair
 from capnweb.transports.memory import MemoryTransport
 
-__all__ = ["CLEAN", "SessionPair", "frames", "settle_transports"]
+__all__ = ["CLEAN", "ScriptedPeer", "SessionPair", "frames", "settle_transports"]
 
 CLEAN = Stats(1, 1)
 """What a session's stats() read when only the two main-capability entries are left."""
 
-QUIET_TURNS = 8
+QUIET_TURNS = 20
 """Loop turns without a new frame after which the pair counts as settled."""
 
 MAX_TURNS = 5000
@@ -34,13 +39,17 @@ def frames(sent: list[str]) -> list[Any]:
     return [json.loads(text) for text in sent]
 
 
-async def settle_transports(*transports: MemoryTransport) -> None:
-    """Let the loop turn until no frame has moved for a few turns (bounded, no timers)."""
+async def settle_transports(
+    transports: list[MemoryTransport], read: list[MemoryTransport] | None = None
+) -> None:
+    """Let the loop turn until no frame has moved for a few turns and the inboxes of the
+    transports a session reads (``read``, by default all) are empty (bounded, no timers)."""
+    read = transports if read is None else read
     quiet = 0
     last = -1
     for _ in range(MAX_TURNS):
         moved = sum(len(t.sent) for t in transports)
-        pending = sum(t._inbox.qsize() for t in transports)
+        pending = sum(t._inbox.qsize() for t in read if not t.closed)
         if moved == last and pending == 0:
             quiet += 1
             if quiet >= QUIET_TURNS:
@@ -50,6 +59,16 @@ async def settle_transports(*transports: MemoryTransport) -> None:
             last = moved
         await asyncio.sleep(0)
     raise AssertionError(f"frames still moving after {MAX_TURNS} loop turns")
+
+
+def _record_sends(transport: MemoryTransport, side: str, log: list[tuple[str, Any]]) -> None:
+    send = transport.send
+
+    def logged(text: str) -> None:
+        send(text)
+        log.append((side, json.loads(text)))
+
+    setattr(transport, "send", logged)  # noqa: B010 - instance-level instrumentation
 
 
 class SessionPair:
@@ -64,6 +83,10 @@ class SessionPair:
         client_options: dict[str, Any] | None = None,
     ) -> None:
         self.client_transport, self.server_transport = memory_pair()
+        self.log: list[tuple[str, Any]] = []
+        """Every frame in the order it was sent, as ("client" | "server", parsed frame)."""
+        _record_sends(self.client_transport, "client", self.log)
+        _record_sends(self.server_transport, "server", self.log)
         self.server = Session(self.server_transport, server_main, **(server_options or {}))
         self.client = Session(self.client_transport, client_main, **(client_options or {}))
         self.main = self.client.main
@@ -97,7 +120,7 @@ class SessionPair:
 
     async def settle(self) -> None:
         """Let the loop turn until no new frames move (bounded; raises if they never stop)."""
-        await settle_transports(self.client_transport, self.server_transport)
+        await settle_transports([self.client_transport, self.server_transport])
 
     async def collect(self) -> None:
         """Run the garbage collector, then settle (for releases driven by collection)."""
@@ -126,6 +149,39 @@ class SessionPair:
         await self.server.close()
 
     async def __aenter__(self) -> SessionPair:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+class ScriptedPeer:
+    """A session under test whose peer is driven by hand: send raw frames, read the answers."""
+
+    def __init__(self, main: Any = None, **options: Any) -> None:
+        self.transport, self.peer = memory_pair()
+        self.session = Session(self.transport, main, **options)
+
+    def send(self, *messages: Any) -> None:
+        """Send frames to the session (lists are JSON-encoded, strings sent as they are)."""
+        for msg in messages:
+            self.peer.send(msg if isinstance(msg, str) else json.dumps(msg))
+
+    def received(self) -> list[Any]:
+        """Every frame the session sent, parsed."""
+        return frames(self.transport.sent)
+
+    async def settle(self) -> None:
+        """Let the loop turn until no new frames move."""
+        await settle_transports([self.transport, self.peer], [self.transport])
+
+    async def close(self) -> None:
+        """Shut the session down."""
+        await self.session.close()
+
+    async def __aenter__(self) -> ScriptedPeer:
         return self
 
     async def __aexit__(

@@ -9,6 +9,7 @@ response is sent once every pulled promise has settled, and the session is then 
 from __future__ import annotations
 
 import asyncio
+import io
 from typing import Any
 
 import aiohttp
@@ -46,7 +47,9 @@ class BatchClientTransport:
         if not self._scheduled:
             self._scheduled = True
             loop = asyncio.get_running_loop()
-            loop.call_soon(self._tick, len(self._out), 0)
+            # seen=-1: the first tick only starts counting, so tasks created in this turn
+            # (gather(), wait_for()) get a whole turn to send their pulls.
+            loop.call_soon(self._tick, -1, 0)
 
     def _tick(self, seen: int, turns: int) -> None:
         # Flush once a whole loop turn passed with no new message (tasks started by
@@ -64,7 +67,8 @@ class BatchClientTransport:
             if self._http is None:
                 self._http = aiohttp.ClientSession()
             self.requests += 1
-            async with self._http.post(self.url, data=body.encode(), headers=self.headers) as r:
+            data = io.BytesIO(body.encode())
+            async with self._http.post(self.url, data=data, headers=self.headers) as r:
                 if not 200 <= r.status < 300:
                     raise RpcError(f"RPC request failed: {r.status} {r.reason}")
                 text = await r.text()
@@ -103,6 +107,9 @@ class BatchClientTransport:
 
 class BatchServerTransport:
     """Server side of one HTTP batch: collects what the session sends."""
+
+    can_call_peer = False
+    """Calls to the client's capabilities fail at once: the client cannot answer them."""
 
     def __init__(self) -> None:
         self.out: list[str] = []

@@ -1,7 +1,9 @@
 """The interop contract server: ``TestTarget`` over WebSocket and HTTP batch on ``/rpc``.
 
 Usage: ``python examples/interop/server.py --port N`` (or ``PORT=N``); listens on
-127.0.0.1 only and exits promptly on SIGTERM. Method names are the contract's (camelCase).
+127.0.0.1 only and exits promptly on SIGTERM. The classes implement the Protocols of
+``examples/interop/contract.py``: methods are snake_case here and reached by the contract's
+camelCase wire names, with arguments checked against the Protocols' annotations.
 """
 
 from __future__ import annotations
@@ -12,11 +14,18 @@ import os
 import signal
 import sys
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+if not __package__:  # run as a script: make the checkout importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 import capnweb
-from capnweb import RpcStub, RpcTarget, current_session, undefined
+from capnweb import RpcStub, RpcTarget, UndefinedType, current_session, undefined
 from capnweb.errors import make_error
+from examples.interop import contract
+from examples.interop.contract import CounterBatch, SessionStats
 
 MAX_DELAY_MS = 10_000
 
@@ -24,21 +33,21 @@ MAX_DELAY_MS = 10_000
 LIVE: dict[str, int] = {}
 
 
-class Counter(RpcTarget):
+class CounterImpl(RpcTarget, contract.Counter):
     """A counter capability; counts itself live until its last reference is released."""
 
-    def __init__(self, value: int | float, session_id: str) -> None:
+    def __init__(self, value: float, session_id: str) -> None:
         self._value = value
         self._session_id = session_id
         self._released = False
         LIVE[session_id] += 1
 
-    def increment(self, amount: int | float = 1) -> int | float:
+    def increment(self, amount: float = 1) -> float:
         self._value += amount
         return self._value
 
     @property
-    def value(self) -> int | float:
+    def value(self) -> float:
         return self._value
 
     def on_dispose(self) -> None:
@@ -47,11 +56,11 @@ class Counter(RpcTarget):
             LIVE[self._session_id] -= 1
 
 
-class CallbackHolder(RpcTarget):
+class CallbackHolderImpl(RpcTarget, contract.CallbackHolder):
     """Keeps a client function and calls it on ``invoke``; releases it when released."""
 
-    def __init__(self, func: RpcStub) -> None:
-        self._func = func
+    def __init__(self, func: Callable[[Any], Awaitable[Any]]) -> None:
+        self._func: Any = func  # a function stub: kept, so it stays valid after the call
 
     async def invoke(self, x: Any) -> Any:
         return await self._func(x)
@@ -60,7 +69,7 @@ class CallbackHolder(RpcTarget):
         self._func.dispose()
 
 
-class TestTarget(RpcTarget):
+class TestTargetImpl(RpcTarget, contract.TestTarget):
     """The contract's main capability (INTEROP-CONTRACT.md, section 5)."""
 
     def __init__(self) -> None:
@@ -70,91 +79,97 @@ class TestTarget(RpcTarget):
     def square(self, i: float) -> float:
         return i * i
 
-    def callSquare(self, target: RpcStub, i: float) -> dict[str, Any]:
-        return {"result": target.square(i)}
+    def call_square(self, target: contract.TestTarget, i: float) -> dict[str, Any]:
+        return {"result": target.square(i)}  # a stub: the result holds a promise
 
-    async def callFunction(self, func: RpcStub, i: Any) -> dict[str, Any]:
+    async def call_function(self, func: Callable[[Any], Awaitable[Any]], i: Any) -> dict[str, Any]:
         return {"result": await func(i)}
 
-    def throwError(self) -> None:
+    def throw_error(self) -> None:
         raise ValueError("test error")  # ValueError is sent as a RangeError
 
-    def throwTypedError(self, name: str, message: str) -> None:
+    def throw_typed_error(self, name: str, message: str) -> None:
         raise make_error(name, message)
 
-    def makeCounter(self, i: int | float = 0) -> Counter:
-        return Counter(i, self._id)
+    def make_counter(self, i: float = 0) -> contract.Counter:
+        return CounterImpl(i, self._id)
 
-    def makeCounters(self, values: list[int | float]) -> dict[str, Any]:
-        return {"counters": [Counter(v, self._id) for v in values], "count": len(values)}
+    def make_counters(self, values: list[float]) -> CounterBatch:
+        return {"counters": [CounterImpl(v, self._id) for v in values], "count": len(values)}
 
-    async def incrementCounter(self, counter: Any, i: int | float = 1) -> Any:
+    async def increment_counter(
+        self, counter: contract.Counter | Mapping[str, Any], i: float = 1
+    ) -> float:
         # a Counter stub, or a plain object carrying an `increment` function
-        increment = counter["increment"] if isinstance(counter, dict) else counter.increment
-        return await increment(i)
+        cap: Any = counter
+        increment = cap["increment"] if isinstance(cap, Mapping) else cap.increment
+        result: float = await increment(i)
+        return result
 
-    def generateFibonacci(self, n: int) -> list[int]:
+    def generate_fibonacci(self, n: int) -> list[int]:
         out: list[int] = []
         a, b = 0, 1
-        for _ in range(max(0, int(n))):
+        for _ in range(max(0, n)):
             out.append(a)
             a, b = b, a + b
         return out
 
-    def returnNull(self) -> None:
+    def return_null(self) -> None:
         return None
 
-    def returnUndefined(self) -> Any:
+    def return_undefined(self) -> UndefinedType:
         return undefined
 
-    def returnNumber(self, i: Any) -> Any:
+    def return_number(self, i: float) -> float:
         return i
 
     def echo(self, x: Any) -> Any:
         return x
 
-    async def delayedEcho(self, ms: float, x: Any) -> Any:
+    async def delayed_echo(self, ms: float, x: Any) -> Any:
         await asyncio.sleep(max(0.0, min(float(ms), MAX_DELAY_MS)) / 1000)
         return x
 
-    def makeCallbackHolder(self, func: RpcStub) -> CallbackHolder:
-        return CallbackHolder(func)
+    def make_callback_holder(
+        self, func: Callable[[Any], Awaitable[Any]]
+    ) -> contract.CallbackHolder:
+        return CallbackHolderImpl(func)
 
-    def getSessionId(self) -> str:
+    def get_session_id(self) -> str:
         return self._id
 
-    def getLiveCounters(self, session_id: Any = None) -> int:
-        key = self._id if session_id is None or session_id is undefined else session_id
+    def get_live_counters(self, session_id: str | None = None) -> int:
+        key = self._id if session_id is None else session_id
         if key not in LIVE:
             raise ValueError(f"unknown session id: {key}")
         return LIVE[key]
 
     # -- test-only extras (not in the contract), mirrored by the TypeScript test server
 
-    def getStats(self) -> dict[str, int]:
+    def get_stats(self) -> SessionStats:
         stats = current_session().stats()
         return {"imports": stats.imports, "exports": stats.exports}
 
-    async def callTwice(self, func: RpcStub, x: Any) -> list[Any]:
+    async def call_twice(self, func: Callable[[Any], Awaitable[Any]], x: Any) -> list[Any]:
         return [await func(x), await func(x + 1)]
 
-    async def callMethod(self, cap: RpcStub, name: str, args: Any = None) -> Any:
+    async def call_method(self, cap: RpcStub, name: str, args: Any = None) -> Any:
         return await cap[name](*(args if isinstance(args, list) else []))
 
-    async def getProperty(self, cap: RpcStub, name: str) -> Any:
+    async def get_property(self, cap: RpcStub, name: str) -> Any:
         return await cap[name]
 
-    def throwValue(self, v: Any) -> None:
+    def throw_value(self, v: Any) -> None:
         if isinstance(v, BaseException):
             raise v
         raise capnweb.RpcError(str(v), props={"value": v})
 
-    def returnNestedPromise(self, ms: float, x: Any) -> dict[str, Any]:
-        return {"value": capnweb.RpcPromise.from_awaitable(self.delayedEcho(ms, x))}
+    def return_nested_promise(self, ms: float, x: Any) -> dict[str, Any]:
+        return {"value": capnweb.RpcPromise.from_awaitable(self.delayed_echo(ms, x))}
 
 
 async def main(port: int) -> None:
-    server = await capnweb.serve(TestTarget, "127.0.0.1", port, "/rpc")
+    server = await capnweb.serve(TestTargetImpl, "127.0.0.1", port, "/rpc")
     print(f"listening {server.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
