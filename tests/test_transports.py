@@ -460,3 +460,15 @@ async def test_mount_on_an_existing_app() -> None:
         await conn.close()
     finally:
         await runner.cleanup()
+
+
+async def test_batch_server_cannot_call_back_and_says_so() -> None:
+    # Inside one HTTP batch the client can never answer the server: a call to a client
+    # capability must fail at once with a clear error, not hang the response.
+    async with aiohttp_server() as server:
+        conn = capnweb.connect(server.url)
+        api = await conn.open()
+        with pytest.raises(capnweb.RpcError, match="during an HTTP batch"):
+            await api.callBack(lambda x: x + 1, 1)
+        assert conn.transport is not None
+        await conn.close()
