@@ -35,6 +35,14 @@ class Options(_Required, total=False):
 Weird = TypedDict("Weird", {"not-an-id": int, "map": str, "class": int, "ok": str})
 
 
+@dataclass
+class Chunk:
+    """Fields named like builtins."""
+
+    bytes: bytes
+    list: list[int]
+
+
 @rpc_interface(names=camel_case)
 class Sample(Protocol):
     """Awkward cases.
@@ -109,6 +117,13 @@ class Sample(Protocol):
     @property
     @rpc_property
     def self_ref(self) -> Sample: ...
+
+    # members named like builtins that generated code uses
+    @rpc_method
+    def list(self, limit: int = 2) -> list[str]: ...
+
+    @rpc_method
+    def property(self, name: str) -> Chunk: ...  # last: it shadows `property` in this body
 
 
 class SampleImpl(RpcTarget, Sample):
@@ -188,5 +203,8 @@ class SampleImpl(RpcTarget, Sample):
     def self_ref(self) -> Sample:
         return self
 
-    def name_of(self) -> str:
-        return self.name
+    def list(self, limit: int = 2) -> list[str]:
+        return ["a", "b", "c"][:limit]
+
+    def property(self, name: str) -> Chunk:
+        return Chunk(name.encode(), [len(name)])

@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash examples/setup.sh
 (cd tests/interop/js && npm ci --no-audit --no-fund --loglevel=error)
-echo "== ruff" && .venv/bin/ruff check . && .venv/bin/ruff format --check .
-echo "== mypy --strict" && .venv/bin/mypy --strict capnweb capnweb_codegen stubs examples
-echo "== pytest" && .venv/bin/python -m pytest -q "$@"
+(cd tests/typing/ts && npm ci --no-audit --no-fund --loglevel=error)
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy --strict"
+.venv/bin/mypy --strict capnweb capnweb_codegen stubs examples
+echo "== pytest"
+.venv/bin/python -m pytest -q "$@"

@@ -14,11 +14,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from codegen_sample import EPOCH, Node, SampleImpl
+from codegen_sample import EPOCH, Chunk, Node, SampleImpl
 from helpers import SessionPair
 
 from capnweb import BigInt, undefined
-from capnweb_codegen import generate
+from capnweb_codegen import generate, ruff_executable
 from capnweb_codegen.__main__ import main
 
 pytestmark = pytest.mark.timeout(60)
@@ -189,8 +189,22 @@ async def test_sample_stubs_at_run_time(sample_stubs: ModuleType) -> None:
         assert await s.remove(1) == "1f"
         assert [f for side, f in pair.log if f[0] == "push"][-1][1][2] == ["delete"]
         assert await s.self_ref.tree(0) == Node("leaf")
+        assert await s.list() == ["a", "b"]  # members named like builtins
+        assert await s.property("abc") == Chunk(b"abc", [3])
+        assert await s.property("ab").list == [2]
+        assert await s.property("ab").bytes == b"ab"
         for stub in [*by_name.values(), *children]:
             stub.dispose()
+
+
+def test_generated_code_is_lint_clean(sample_stubs: ModuleType) -> None:
+    rules = "E,F,W,B,UP,SIM,RUF"  # import sorting depends on the project: see typed-stubs.md
+    paths = [sample_stubs.__file__ or "", *(str(p) for p in STUBS.glob("*.py"))]
+    command = [ruff_executable(), "check", "--isolated", "--line-length", "100", "--select"]
+    proc = subprocess.run(
+        [*command, rules, *paths], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_typescript_declarations_of_the_sample() -> None:

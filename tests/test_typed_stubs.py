@@ -174,3 +174,12 @@ async def test_dynamic_access_still_works_on_typed_stubs() -> None:
         assert await dynamic.makeCounter(2).value == 2
         assert isinstance(api, RpcStub)
         assert isinstance(api.user("ann"), UserPromise)
+
+
+async def test_the_example_client_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from examples.typed.client import main
+
+    await main([])
+    printed = capsys.readouterr().out
+    assert "user name: ann" in printed
+    assert "users: ['ann', 'bob']" in printed
