@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import subprocess
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from capnweb import Session, Stats, memory_pair
+from capnweb import RpcTarget, Session, Stats, memory_pair
 from capnweb.transports.memory import MemoryTransport
 
 __all__ = ["CLEAN", "ScriptedPeer", "SessionPair", "frames", "settle_transports"]
@@ -188,3 +190,39 @@ class ScriptedPeer:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+NPM_CI_TIMEOUT_S = 300.0
+
+
+def npm_ci(directory: Path, packages: tuple[str, ...]) -> None:
+    """``npm ci`` in ``directory`` (bounded in time) unless all ``packages`` are installed."""
+    modules = directory / "node_modules"
+    if all((modules / p).is_dir() for p in packages):
+        return
+    try:
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"],
+            cwd=directory,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=NPM_CI_TIMEOUT_S,
+        )
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(f"npm ci failed in {directory}:\n{exc.stdout}\n{exc.stderr}") from exc
+
+
+class Counter(RpcTarget):
+    """A counter capability that counts how often its last reference was released."""
+
+    def __init__(self, n: int = 0) -> None:
+        self.n = n
+        self.disposed = 0
+
+    def increment(self, k: int = 1) -> int:
+        self.n += k
+        return self.n
+
+    def on_dispose(self) -> None:
+        self.disposed += 1

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from helpers import CLEAN, ScriptedPeer, SessionPair
+from helpers import CLEAN, Counter, ScriptedPeer, SessionPair
 
 from capnweb import (
     RpcError,
@@ -25,19 +25,6 @@ TARGET_IN_MAPPER = (
     "Can't construct an RpcTarget or RPC callback inside a mapper function. Try creating a new "
     "RpcStub outside the callback first, then using it inside the callback."
 )
-
-
-class Counter(RpcTarget):
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.disposed = 0
-
-    def increment(self, k: int = 1) -> int:
-        self.n += k
-        return self.n
-
-    def on_dispose(self) -> None:
-        self.disposed += 1
 
 
 class Api(RpcTarget):

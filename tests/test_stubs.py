@@ -7,26 +7,13 @@ import gc
 from typing import Any
 
 import pytest
-from helpers import SessionPair
+from helpers import Counter, SessionPair
 
 from capnweb import RpcError, RpcPromise, RpcStub, RpcTarget, RpcTypeError
 
 pytestmark = pytest.mark.timeout(10)
 
 USE_AFTER_DISPOSE = "Attempted to use RPC stub after it has been disposed."
-
-
-class Counter(RpcTarget):
-    def __init__(self, n: int = 0) -> None:
-        self.n = n
-        self.disposed = 0
-
-    def increment(self, k: int = 1) -> int:
-        self.n += k
-        return self.n
-
-    def on_dispose(self) -> None:
-        self.disposed += 1
 
 
 class Clashing(RpcTarget):

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from helpers import CLEAN, SessionPair
+from helpers import CLEAN, Counter, SessionPair
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
@@ -32,19 +32,6 @@ from capnweb.transports.http_batch import BatchClientTransport
 pytestmark = pytest.mark.timeout(20)
 
 LONG_REASON = "é" * 100  # 200 UTF-8 bytes: the close reason must be cut on a char boundary
-
-
-class Counter(RpcTarget):
-    def __init__(self, n: int = 0) -> None:
-        self.n = n
-        self.disposed = 0
-
-    def increment(self, k: int = 1) -> int:
-        self.n += k
-        return self.n
-
-    def on_dispose(self) -> None:
-        self.disposed += 1
 
 
 class Api(RpcTarget):

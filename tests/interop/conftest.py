@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from helpers import npm_ci
 
 INTEROP_DIR = Path(__file__).resolve().parent
 JS_DIR = INTEROP_DIR / "js"
@@ -27,7 +28,6 @@ REPO_ROOT = INTEROP_DIR.parents[1]
 PY_SERVER_SCRIPT = REPO_ROOT / "examples" / "interop" / "server.py"
 
 NODE = "node"
-NPM_CI_TIMEOUT_S = 300.0
 SERVER_START_TIMEOUT_S = 20.0
 SERVER_STOP_GRACE_S = 3.0
 
@@ -35,19 +35,7 @@ SERVER_STOP_GRACE_S = 3.0
 @functools.cache
 def ensure_js_deps() -> None:
     """Installs ``js/node_modules`` from the lock file (``npm ci``) once, if it is missing."""
-    if (JS_DIR / "node_modules" / "capnweb").is_dir() and (JS_DIR / "node_modules" / "ws").is_dir():
-        return
-    try:
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"],
-            cwd=JS_DIR,
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=NPM_CI_TIMEOUT_S,
-        )
-    except subprocess.CalledProcessError as exc:
-        raise RuntimeError(f"npm ci failed in {JS_DIR}:\n{exc.stdout}\n{exc.stderr}") from exc
+    npm_ci(JS_DIR, ("capnweb", "ws"))
 
 
 def node_command(script: str, *args: str) -> list[str]:

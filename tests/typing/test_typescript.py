@@ -14,13 +14,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import npm_ci
 
 from examples.typed.server import serve
 
 pytestmark = pytest.mark.timeout(300)
 
 TS_DIR = Path(__file__).resolve().parent / "ts"
-NPM_CI_TIMEOUT_S = 300.0
 TSC_TIMEOUT_S = 120.0
 RUN_TIMEOUT_S = 30.0
 TS_ERROR = re.compile(r"^bad\.ts\((?P<line>\d+),\d+\): error (?P<code>TS\d+):", re.MULTILINE)
@@ -29,20 +29,7 @@ TS_ERROR = re.compile(r"^bad\.ts\((?P<line>\d+),\d+\): error (?P<code>TS\d+):", 
 @functools.cache
 def ensure_ts_deps() -> None:
     """``npm ci`` in ``ts/`` once, when its packages are not installed yet."""
-    modules = TS_DIR / "node_modules"
-    if all((modules / p).is_dir() for p in ("typescript", "capnweb", "ws", "@types/node")):
-        return
-    try:
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"],
-            cwd=TS_DIR,
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=NPM_CI_TIMEOUT_S,
-        )
-    except subprocess.CalledProcessError as exc:
-        raise RuntimeError(f"npm ci failed in {TS_DIR}:\n{exc.stdout}\n{exc.stderr}") from exc
+    npm_ci(TS_DIR, ("typescript", "capnweb", "ws", "@types/node"))
 
 
 def tsc(*args: str) -> subprocess.CompletedProcess[str]:
