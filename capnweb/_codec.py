@@ -293,12 +293,49 @@ class _Encoder:
                 return v
             return ["nan"] if v != v else (["inf"] if v > 0 else ["-inf"])
         if t is list or t is tuple:
-            return [[self.value(x, depth + 1) for x in v]]
+            return [self.seq(v, depth + 1)]
         if t is dict:
             return self.obj(v, depth)
         return self.other(v, depth)
 
+    # The fast paths below leave plain scalars (and dicts of nothing else) as they are, inline:
+    # the tree they build may share those dicts with the value, as it is dumped at once.
+
+    def seq(self, v: list[Any] | tuple[Any, ...], d: int) -> list[Any]:
+        if d >= _SEND_DEPTH:
+            return [self.value(x, d) for x in v]  # raises
+        out: list[Any] = []
+        append = out.append
+        for x in v:
+            t = type(x)
+            if (
+                t is str
+                or t is bool
+                or x is None
+                or (t is int and -MAX_SAFE_INTEGER <= x <= MAX_SAFE_INTEGER)
+                or (t is float and math.isfinite(x))
+            ):
+                append(x)
+            elif t is dict:
+                append(self.obj(x, d))
+            else:
+                append(self.value(x, d))
+        return out
+
     def obj(self, v: dict[Any, Any], depth: int) -> dict[str, Any]:
+        if depth + 1 < _SEND_DEPTH and type(v) is dict:
+            for k, x in v.items():
+                t = type(x)
+                if type(k) is not str or not (
+                    t is str
+                    or t is bool
+                    or x is None
+                    or (t is int and -MAX_SAFE_INTEGER <= x <= MAX_SAFE_INTEGER)
+                    or (t is float and math.isfinite(x))
+                ):
+                    break
+            else:
+                return v
         out: dict[str, Any] = {}
         for k, x in v.items():
             if type(k) is not str:
@@ -454,10 +491,20 @@ class PlainImporter:
         raise RpcProtocolError(f"{what} is not supported yet by this implementation.")
 
 
-def decode(expr: Any, importer: Importer | None = None, limits: Limits = DEFAULT_LIMITS) -> Any:
-    """Decode an expression into a Python value; reference forms go to ``importer``."""
+def decode(
+    expr: Any,
+    importer: Importer | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    fresh: bool = False,
+) -> Any:
+    """Decode an expression into a Python value; reference forms go to ``importer``.
+
+    ``fresh``: ``expr`` was just parsed and is decoded once (a received message), so the value
+    may reuse its objects instead of copying them.
+    """
     try:
-        return _Decoder(importer or PlainImporter(), limits).value(expr, 0)
+        return _Decoder(importer or PlainImporter(), limits, fresh).value(expr, 0)
     except RecursionError:
         # Nested call arguments cost Python several frames per level: its recursion limit
         # can stop them before max_depth does. Report it as the depth limit it stands for.
@@ -484,12 +531,13 @@ def _is_id(x: Any) -> bool:
 
 
 class _Decoder:
-    __slots__ = ("importer", "max_bigint", "max_depth")
+    __slots__ = ("fresh", "importer", "max_bigint", "max_depth")
 
-    def __init__(self, importer: Importer, limits: Limits) -> None:
+    def __init__(self, importer: Importer, limits: Limits, fresh: bool = False) -> None:
         self.importer = importer
         self.max_depth = limits.max_depth
         self.max_bigint = limits.max_bigint_digits
+        self.fresh = fresh
 
     def value(self, e: Any, depth: int) -> Any:
         if depth >= self.max_depth:  # scalars count too, as in the reference
@@ -515,6 +563,22 @@ class _Decoder:
         raise _bad("unknown value", e)
 
     def obj(self, e: dict[str, Any], depth: int) -> dict[str, Any]:
+        if self.fresh and depth + 1 < self.max_depth:
+            for x in e.values():
+                t = type(x)
+                if not (
+                    t is str
+                    or t is bool
+                    or x is None
+                    or t is float
+                    or (t is int and -MAX_SAFE_INTEGER <= x <= MAX_SAFE_INTEGER)
+                ):
+                    break
+            else:  # plain scalars only: the parsed dict is the value
+                if not PROTO_KEYS.isdisjoint(e):
+                    for k in PROTO_KEYS.intersection(e):
+                        del e[k]
+                return e
         out = {k: self.value(x, depth + 1) for k, x in e.items()}
         if not PROTO_KEYS.isdisjoint(out):
             for k in PROTO_KEYS.intersection(out):
@@ -529,11 +593,32 @@ class _Decoder:
         if type(tag) is list:
             if n != 1:
                 raise _bad("unknown special value", e)
-            return [self.value(x, depth + 1) for x in tag]
+            return self.seq(tag, depth + 1)
         handler = _SPECIAL.get(tag) if type(tag) is str else None
         if handler is None:
             raise _bad("unknown special value", e)
         return handler(self, e, depth)
+
+    def seq(self, items: list[Any], d: int) -> list[Any]:
+        if d >= self.max_depth:
+            return [self.value(x, d) for x in items]  # raises
+        out: list[Any] = []
+        append = out.append
+        for x in items:
+            t = type(x)
+            if (
+                t is str
+                or t is bool
+                or x is None
+                or t is float
+                or (t is int and -MAX_SAFE_INTEGER <= x <= MAX_SAFE_INTEGER)
+            ):
+                append(x)
+            elif t is dict:
+                append(self.obj(x, d))
+            else:
+                append(self.value(x, d))
+        return out
 
     # -- simple forms
 

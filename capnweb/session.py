@@ -96,12 +96,13 @@ class _Export:
 class _Import:
     __slots__ = (
         "broken_keys",
-        "future",
         "id",
         "local_refs",
+        "pulled",
         "remote_refs",
         "resolution",
         "session",
+        "waiters",
     )
 
     def __init__(self, session: Session, import_id: int, pulling: bool) -> None:
@@ -111,9 +112,10 @@ class _Import:
         self.remote_refs = 1
         self.resolution: Hook | None = None
         self.broken_keys: list[int] | None = None
-        self.future: asyncio.Future[None] | None = None
-        if pulling:
-            self.future = asyncio.get_running_loop().create_future()
+        self.pulled = pulling  # a pull went out, or the peer resolves it unasked
+        # one future per awaiting task, woken directly: a shared future awaited through
+        # asyncio.shield() would cost every await an extra loop turn
+        self.waiters: list[asyncio.Future[None]] | None = None
 
     def resolve(self, hook: Hook) -> None:
         if self.local_refs == 0:
@@ -128,15 +130,24 @@ class _Import:
                 if cb is not None:
                     hook.on_broken(cb)
             self.broken_keys = None
-        if self.future is not None and not self.future.done():
-            self.future.set_result(None)
+        self.wake()
+
+    def wake(self) -> None:
+        waiters, self.waiters = self.waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def await_resolution(self) -> Payload:
-        if self.future is None:
-            self.session._send(["pull", self.id])
-            self.future = asyncio.get_running_loop().create_future()
-        if not self.future.done():
-            await asyncio.shield(self.future)
+        if self.resolution is None:
+            if not self.pulled:
+                self.pulled = True
+                self.session._send(["pull", self.id])
+            waiter = asyncio.get_running_loop().create_future()
+            if self.waiters is None:
+                self.waiters = []
+            self.waiters.append(waiter)
+            await waiter
         assert self.resolution is not None
         return await self.resolution.pull()
 
@@ -150,9 +161,7 @@ class _Import:
     def abort(self, error: BaseException) -> None:
         if self.resolution is None:
             self.resolution = ErrorHook(error)
-            if self.future is not None and not self.future.done():
-                self.future.set_exception(error)
-                self.future.exception()  # rejections nobody awaits are not "unretrieved"
+            self.wake()  # the awaiting tasks raise ``error`` from the resolution
             self.broken_keys = None
 
     def on_broken(self, callback: BrokenCallback) -> None:
@@ -431,7 +440,7 @@ class Session:
                 self._next_in += 1
                 return
             if tag == "pull" and n > 1 and type(msg[1]) is int:
-                self._ensure_resolving(msg[1])
+                self._ensure_resolving(msg[1], now=True)
                 return
             if (tag == "resolve" or tag == "reject") and n > 2 and type(msg[1]) is int:
                 self._on_resolve(msg[1], msg[2], tag == "reject")
@@ -473,7 +482,7 @@ class Session:
         prev = self._building
         payload = self._building = Payload(None)
         try:
-            payload.value = decode(expr, self, self.limits)
+            payload.value = decode(expr, self, self.limits, fresh=True)
         except BaseException:
             payload.dispose()
             raise
@@ -702,28 +711,44 @@ class Session:
 
     # -- exports
 
-    def _ensure_resolving(self, export_id: int) -> None:
+    def _ensure_resolving(self, export_id: int, now: bool = False) -> None:
         entry = self._exports.get(export_id)
         if entry is None:
             raise RpcProtocolError(f"no such export ID: {export_id}")
         if entry.pulling:
             return
         entry.pulling = True
+        hook = entry.hook
+        if now and type(hook) is ValueHook:
+            # Pulled and resolved already (a sync method's result): answer before the next
+            # message is read, as the reference does, without a task and a loop turn.
+            self._answer(export_id, entry, hook.payload)
+            return
         self._pull_count += 1
         spawn(self._resolve_export(export_id, entry))
 
-    async def _resolve_export(self, export_id: int, entry: _Export) -> None:
+    def _answer(self, export_id: int, entry: _Export, payload: Payload | BaseException) -> None:
         try:
-            try:
-                payload = await entry.hook.pull()
-                msg = ["resolve", export_id, self._encode(payload.value, payload)]
-            except Exception as e:
-                msg = ["reject", export_id, self._encode(e, None)]
+            if isinstance(payload, BaseException):
+                msg = ["reject", export_id, self._encode(payload, None)]
+            else:
+                try:
+                    msg = ["resolve", export_id, self._encode(payload.value, payload)]
+                except Exception as e:
+                    msg = ["reject", export_id, self._encode(e, None)]
             self._send(msg)
             if entry.auto_release and export_id in self._exports:
                 self._release_export(export_id, 1)
         except Exception as e:
             self.abort(e)
+
+    async def _resolve_export(self, export_id: int, entry: _Export) -> None:
+        try:
+            try:
+                payload: Payload | BaseException = await entry.hook.pull()
+            except Exception as e:
+                payload = e
+            self._answer(export_id, entry, payload)
         finally:
             self._pull_count -= 1
             if self._pull_count == 0:

@@ -1,10 +1,13 @@
-"""A transport base whose ``send`` queues text for one writer task, keeping message order."""
+"""A transport base whose ``send`` writes at once when it can, else queues text for one writer
+task, keeping message order."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Coroutine
+from typing import Any
 
 from .._tasks import spawn
 from ..errors import RpcDisconnectedError
@@ -25,19 +28,29 @@ class QueuedTransport:
 
     def __init__(self) -> None:
         self._queue: deque[str] = deque()
-        self._wakeup = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None  # busy writing, or closing
         self._closing = False
         self._close_error: BaseException | None = None
 
     def send(self, text: str) -> None:
-        """Queue ``text``; it is written after everything queued before it."""
+        """Write ``text`` after everything sent before it: at once if nothing is pending (the
+        usual case: a write only waits when the socket's buffer is full), else queued."""
         if self._closing:
             raise RpcDisconnectedError("the connection is closed")
-        self._queue.append(text)
-        self._wakeup.set()
-        if self._writer is None:
-            self._writer = spawn(self._write_loop())
+        if self._writer is not None:
+            self._queue.append(text)
+            return
+        # Run the write coroutine eagerly, here: it seldom suspends, and a task per message
+        # would cost a loop turn each. If it suspends, a writer task finishes it.
+        coro = self._write(text)
+        try:
+            blocked = coro.send(None)
+        except StopIteration:
+            return
+        except Exception as e:
+            self._writer = spawn(self._write_loop(error=e))
+            return
+        self._writer = spawn(self._write_loop(pending=(coro, blocked)))
 
     def abort(self, reason: BaseException) -> None:
         """Flush what is queued, then close (code 3000 with the reason, 1000 if clean)."""
@@ -45,19 +58,24 @@ class QueuedTransport:
             return
         self._closing = True
         self._close_error = None if isinstance(reason, RpcDisconnectedError) else reason
-        self._wakeup.set()
         if self._writer is None:
             self._writer = spawn(self._write_loop())
 
-    async def _write_loop(self) -> None:
+    async def _write_loop(
+        self,
+        pending: tuple[Coroutine[Any, Any, None], Any] | None = None,
+        error: Exception | None = None,
+    ) -> None:
         try:
-            while True:
-                while self._queue:
-                    await self._write(self._queue.popleft())
-                if self._closing:
-                    break
-                self._wakeup.clear()
-                await self._wakeup.wait()
+            if error is not None:
+                raise error
+            if pending is not None:
+                await _resume(*pending)
+            while self._queue:
+                await self._write(self._queue.popleft())
+            if not self._closing:
+                self._writer = None  # idle: the next send() writes at once again
+                return
         except Exception as e:  # the peer went away: receive() reports it
             log.debug("write failed: %s", e)
             self._queue.clear()
@@ -76,3 +94,22 @@ class QueuedTransport:
 
     async def _close(self, error: BaseException | None) -> None:
         raise NotImplementedError
+
+
+async def _resume(coro: Coroutine[Any, Any, None], blocked: Any) -> None:
+    """Finish a coroutine that was started by hand and suspended on ``blocked`` (what it
+    yielded: an asyncio future, or None for a bare yield), the way a task would."""
+    try:
+        while True:
+            if blocked is None:
+                await asyncio.sleep(0)
+            else:
+                blocked._asyncio_future_blocking = False
+                await asyncio.wait((blocked,))
+            try:
+                blocked = coro.send(None)
+            except StopIteration:
+                return
+    except BaseException:
+        coro.close()
+        raise

@@ -1,0 +1,522 @@
+"""Runs the benchmark suite: this project and the TypeScript reference, same run, same machine.
+
+Usage: python benchmarks/run.py [--quick | --smoke] [--pairs py-py,ts-ts,py-ts,ts-py]
+           [--workloads NAME,...] [--runs N] [--loop auto|asyncio|uvloop] [--out PATH]
+           [--budget SECONDS]
+
+A *pair* is ``client-server``: ``py`` is this project (``benchmarks/workloads.py`` and
+``benchmarks/server.py``), ``ts`` the official capnweb package (``benchmarks/js/``). Every
+figure is the median of ``--runs`` measured runs (after one warm-up run) of one client process;
+servers listen on 127.0.0.1 (free ports) and are stopped by PID. The table goes to stdout and
+the whole result, runs included, to ``benchmarks/results/latest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+JS = BENCH / "js"
+PAIRS = ("py-py", "ts-ts", "py-ts", "ts-py")
+SERVER_START_S = 30.0
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One row group of the table: a client workload over one transport."""
+
+    name: str
+    transport: str
+    params: dict[str, Any]
+    metrics: tuple[tuple[str, str], ...]  # (metric, "higher" | "lower") in table order
+    fresh_server: bool = False  # a new server process for every run (memory figures)
+    pairs: tuple[str, ...] = PAIRS
+    server: bool = True
+
+    @property
+    def label(self) -> str:
+        return self.name if self.transport == "-" else f"{self.name} ({self.transport})"
+
+
+SIZES: dict[str, dict[str, dict[str, Any]]] = {
+    "full": {
+        "sequential": {"n": 2000},
+        "concurrent": {"n": 10000},
+        "pipelined": {"n": 100},
+        "payload": {"n": 20, "items": 10000},
+        "sessions": {"sessions": 200, "calls": 50},
+        "codec": {"items": 10000, "min_seconds": 0.3},
+        "raw_sequential": {"n": 2000},
+        "raw_concurrent": {"n": 10000},
+        "mem_exports": {"n": 10000},
+        "mem_sessions": {"n": 10000},
+    },
+    "quick": {
+        "sequential": {"n": 500},
+        "concurrent": {"n": 2000},
+        "pipelined": {"n": 100},
+        "payload": {"n": 5, "items": 10000},
+        "sessions": {"sessions": 50, "calls": 20},
+        "codec": {"items": 10000, "min_seconds": 0.1},
+        "raw_sequential": {"n": 500},
+        "raw_concurrent": {"n": 2000},
+        "mem_exports": {"n": 2000},
+        "mem_sessions": {"n": 1000},
+    },
+    "smoke": {
+        "sequential": {"n": 3},
+        "concurrent": {"n": 5},
+        "pipelined": {"n": 3},
+        "payload": {"n": 1, "items": 10},
+        "sessions": {"sessions": 2, "calls": 2},
+        "codec": {"items": 10, "min_seconds": 0.001},
+        "raw_sequential": {"n": 3},
+        "raw_concurrent": {"n": 5},
+        "mem_exports": {"n": 5},
+        "mem_sessions": {"n": 3},
+    },
+}
+
+CODEC_MESSAGES = ("call_args", "user", "mixed", "payload")
+SAME_LANGUAGE = ("py-py", "ts-ts")
+
+
+def workloads(size: str) -> list[Workload]:
+    s = SIZES[size]
+    cpu = (("client_cpu_us", "lower"), ("server_cpu_us", "lower"))
+    latency = (("calls_per_s", "higher"), ("p50_us", "lower"), ("p99_us", "lower"), *cpu)
+    codec_metrics: list[tuple[str, str]] = []
+    for m in CODEC_MESSAGES:
+        for op in ("encode", "decode"):
+            codec_metrics += [
+                (f"{m}.{op}_mb_s", "higher"),
+                (f"{m}.json_{op}_mb_s", "higher"),
+                (f"{m}.stdlib_{op}_mb_s", "higher"),  # Python only: the json module
+            ]
+    return [
+        Workload("sequential", "ws", s["sequential"], latency),
+        Workload("sequential", "batch", s["sequential"], latency),
+        Workload("concurrent", "ws", s["concurrent"], (("calls_per_s", "higher"), *cpu)),
+        Workload("concurrent", "batch", s["concurrent"], (("calls_per_s", "higher"), *cpu)),
+        Workload("pipelined", "ws", s["pipelined"], (("wall_ms", "lower"),)),
+        Workload(
+            "pipelined",
+            "batch",
+            s["pipelined"],
+            (("wall_ms", "lower"), ("http_requests", "lower")),
+        ),
+        Workload("payload", "ws", s["payload"], (("mb_per_s", "higher"),)),
+        Workload("payload", "batch", s["payload"], (("mb_per_s", "higher"),)),
+        Workload(
+            "sessions",
+            "ws",
+            s["sessions"],
+            (("calls_per_s", "higher"), ("server_peak_rss_mb", "lower")),
+            fresh_server=True,
+        ),
+        Workload(
+            "raw_sequential",
+            "ws",
+            s["raw_sequential"],
+            (("msgs_per_s", "higher"), ("p50_us", "lower")),
+        ),
+        Workload(
+            "raw_sequential_aiohttp",
+            "ws",
+            s["raw_sequential"],
+            (("msgs_per_s", "higher"), ("p50_us", "lower")),
+            pairs=("py-py", "py-ts"),
+        ),
+        Workload("raw_concurrent", "ws", s["raw_concurrent"], (("msgs_per_s", "higher"),)),
+        Workload(
+            "codec",
+            "-",
+            s["codec"],
+            tuple(codec_metrics),
+            pairs=SAME_LANGUAGE,
+            server=False,
+        ),
+        Workload(
+            "mem_exports",
+            "ws",
+            s["mem_exports"],
+            (("bytes_per_export", "lower"),),
+            fresh_server=True,
+            pairs=SAME_LANGUAGE,
+        ),
+        Workload(
+            "mem_sessions",
+            "ws",
+            s["mem_sessions"],
+            (("bytes_per_session", "lower"),),
+            fresh_server=True,
+            pairs=SAME_LANGUAGE,
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# processes
+
+
+@dataclass
+class Server:
+    lang: str
+    proc: subprocess.Popen[str]
+    rpc_port: int
+    echo_port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.rpc_port}/rpc"
+
+    @property
+    def stats_url(self) -> str:
+        return f"http://127.0.0.1:{self.rpc_port}/stats"
+
+    @property
+    def echo_url(self) -> str:
+        return f"ws://127.0.0.1:{self.echo_port}"
+
+
+def python() -> str:
+    venv = ROOT / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def server_command(lang: str, loop: str) -> tuple[list[str], Path]:
+    if lang == "py":
+        return [python(), str(BENCH / "server.py"), "--loop", loop], ROOT
+    return ["node", "--expose-gc", "--import", "./setup.mjs", "server.mjs"], JS
+
+
+def client_command(lang: str, loop: str) -> tuple[list[str], Path]:
+    if lang == "py":
+        return [python(), str(BENCH / "workloads.py"), "--loop", loop], ROOT
+    return ["node", "--import", "./setup.mjs", "client.mjs"], JS
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM to the process (by PID), SIGKILL if it is still there 3 s later."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=3)
+    except ProcessLookupError:
+        pass
+
+
+@contextmanager
+def server(lang: str, loop: str) -> Iterator[Server]:
+    """A benchmark server of language ``lang`` on free ports, stopped when the block ends."""
+    argv, cwd = server_command(lang, loop)
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        line = ""
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), False)
+        while not line.endswith("\n"):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{lang} server exited with {proc.returncode} before ready")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{lang} server not ready within {SERVER_START_S} s")
+            chunk = proc.stdout.readline()
+            if chunk:
+                line += chunk
+            else:
+                time.sleep(0.02)
+        ready = json.loads(line)
+        yield Server(lang, proc, ready["rpc_port"], ready["echo_port"])
+    finally:
+        stop(proc)
+
+
+def run_client(
+    lang: str,
+    loop: str,
+    w: Workload,
+    srv: Server | None,
+    runs: int,
+    warmup: int,
+    timeout: float,
+) -> list[dict[str, float]]:
+    """Runs one client process; returns its measured runs."""
+    argv, cwd = client_command(lang, loop)
+    argv += ["--workload", w.name, "--params", json.dumps(w.params)]
+    argv += ["--runs", str(runs), "--warmup", str(warmup)]
+    if w.transport != "-":
+        argv += ["--transport", w.transport]
+    if srv is not None:
+        argv += ["--url", srv.url, "--echo-url", srv.echo_url, "--stats-url", srv.stats_url]
+    proc = subprocess.run(
+        argv,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"client failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    result: list[dict[str, float]] = out["runs"]
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# the suite
+
+
+@dataclass
+class Row:
+    workload: str
+    transport: str
+    metric: str
+    better: str
+    runs: dict[str, list[float]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def median(self, pair: str) -> float | None:
+        values = self.runs.get(pair)
+        return statistics.median(values) if values else None
+
+    def ratio(self) -> float | None:
+        py, ts = self.median("py-py"), self.median("ts-ts")
+        if py is None or ts is None or ts == 0:
+            return None
+        return py / ts
+
+
+def measure(
+    ws: list[Workload],
+    pairs: list[str],
+    runs: int,
+    warmup: int,
+    loop: str,
+    timeout: float,
+    budget: float,
+) -> list[Row]:
+    rows: dict[tuple[str, str, str], Row] = {}
+    for w in ws:
+        for metric, better in w.metrics:
+            rows[(w.label, w.transport, metric)] = Row(w.name, w.transport, metric, better)
+    deadline = time.monotonic() + budget
+    shared: dict[str, Server] = {}
+    stack: list[Any] = []
+    try:
+        for w in ws:
+            for pair in pairs:
+                if pair not in w.pairs:
+                    continue
+                client, server_lang = pair.split("-")
+                tag = f"{w.label} {pair}"
+                if time.monotonic() > deadline:
+                    _record_error(rows, w, pair, "skipped: time budget exhausted")
+                    continue
+                left = max(5.0, deadline - time.monotonic())
+                print(f"  {tag} ...", file=sys.stderr, flush=True)
+                try:
+                    if not w.server:
+                        got = run_client(client, loop, w, None, runs, warmup, min(timeout, left))
+                    elif w.fresh_server:
+                        got = []
+                        for _ in range(runs):
+                            with server(server_lang, loop) as srv:
+                                got += run_client(client, loop, w, srv, 1, 0, min(timeout, left))
+                    else:
+                        if server_lang not in shared:
+                            cm = server(server_lang, loop)
+                            shared[server_lang] = cm.__enter__()
+                            stack.append(cm)
+                        srv = shared[server_lang]
+                        got = run_client(client, loop, w, srv, runs, warmup, min(timeout, left))
+                except Exception as e:  # one failure must not lose the rest of the table
+                    _record_error(rows, w, pair, f"{type(e).__name__}: {e}")
+                    print(f"    failed: {e}", file=sys.stderr, flush=True)
+                    continue
+                for metric, _ in w.metrics:
+                    values = [r[metric] for r in got if metric in r]
+                    rows[(w.label, w.transport, metric)].runs[pair] = values
+    finally:
+        for cm in reversed(stack):
+            cm.__exit__(None, None, None)
+    return list(rows.values())
+
+
+def _record_error(rows: dict[tuple[str, str, str], Row], w: Workload, pair: str, msg: str) -> None:
+    for metric, _ in w.metrics:
+        rows[(w.label, w.transport, metric)].errors[pair] = msg
+
+
+# --------------------------------------------------------------------------------------------
+# output
+
+
+def fmt(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x >= 100:
+        return f"{x:,.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def table(rows: list[Row], pairs: list[str]) -> str:
+    """A Markdown table: one line per workload metric, the medians, and Python/TypeScript."""
+    head = ["workload", "metric", *pairs, "py/ts", "better"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        label = r.workload if r.transport == "-" else f"{r.workload} ({r.transport})"
+        cells = []
+        for p in pairs:
+            if p in r.errors:
+                cells.append("error" if "skipped" not in r.errors[p] else "skipped")
+            else:
+                cells.append(fmt(r.median(p)))
+        ratio = r.ratio()
+        arrow = "higher" if r.better == "higher" else "lower"
+        ratio_cell = f"{ratio:.2f}x" if ratio is not None else "-"
+        lines.append("| " + " | ".join([label, r.metric, *cells, ratio_cell, arrow]) + " |")
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    def cmd(*argv: str) -> str:
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    cpu = ""
+    for line in cmd("lscpu").splitlines():
+        if line.startswith("Model name:"):
+            cpu = line.split(":", 1)[1].strip()
+    try:
+        import orjson
+
+        orjson_version = orjson.__version__
+    except ImportError:
+        orjson_version = None
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "platform": platform.platform(),
+        "python": cmd(python(), "--version"),
+        "node": cmd("node", "--version"),
+        "orjson": orjson_version,
+    }
+
+
+def _importable(module: str) -> bool:
+    probe = [python(), "-c", f"import {module}"]
+    return subprocess.run(probe, capture_output=True, timeout=60).returncode == 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="smaller workloads, 3 runs each")
+    size.add_argument("--smoke", action="store_true", help="tiny workloads, 1 run, no warm-up")
+    parser.add_argument("--pairs", default=",".join(PAIRS))
+    parser.add_argument("--workloads", default="", help="comma-separated workload names")
+    parser.add_argument("--runs", type=int, default=None, help="measured runs (default 3)")
+    parser.add_argument(
+        "--loop",
+        default="auto",
+        choices=("auto", "asyncio", "uvloop"),
+        help="event loop of the Python processes (auto: uvloop when installed)",
+    )
+    parser.add_argument("--out", default=str(BENCH / "results" / "latest.json"))
+    parser.add_argument("--timeout", type=float, default=600.0, help="per client process")
+    parser.add_argument("--budget", type=float, default=3600.0, help="for the whole run")
+    args = parser.parse_args()
+
+    size_name = "smoke" if args.smoke else "quick" if args.quick else "full"
+    if args.loop == "auto":
+        args.loop = "uvloop" if _importable("uvloop") else "asyncio"
+    runs = args.runs or (1 if args.smoke else 3)
+    warmup = 0 if args.smoke else 1
+    pairs = [p for p in args.pairs.split(",") if p]
+    unknown = set(pairs) - set(PAIRS)
+    if unknown:
+        parser.error(f"unknown pairs: {sorted(unknown)}")
+    ws = workloads(size_name)
+    if args.workloads:
+        wanted = set(args.workloads.split(","))
+        ws = [w for w in ws if w.name in wanted]
+
+    started = time.time()
+    load_start = os.getloadavg()
+    print(f"capnweb benchmarks ({size_name}, {runs} runs, loop={args.loop})", file=sys.stderr)
+    rows = measure(ws, pairs, runs, warmup, args.loop, args.timeout, args.budget)
+    text = table(rows, pairs)
+    info = machine()
+    info["loadavg_start"] = [round(x, 2) for x in load_start]
+    info["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    result = {
+        "size": size_name,
+        "runs": runs,
+        "loop": args.loop,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "machine": info,
+        "rows": [
+            {
+                "workload": r.workload,
+                "transport": r.transport,
+                "metric": r.metric,
+                "better": r.better,
+                "median": {p: r.median(p) for p in pairs if p in r.runs},
+                "runs": r.runs,
+                "errors": r.errors,
+                "ratio_py_ts": r.ratio(),
+            }
+            for r in rows
+        ],
+        "table": text,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print()
+    print(f"Medians of {runs} run(s); pairs are client-server; py/ts = py-py / ts-ts.")
+    print(f"Python event loop: {args.loop}.")
+    print(f"Machine: {info['cpus']} CPUs, {info['cpu']}; {info['python']}; node {info['node']}")
+    print(f"Load average (1 min) at start and end: {load_start[0]:.2f}, {os.getloadavg()[0]:.2f}")
+    print()
+    print(text)
+    print()
+    print(f"JSON: {out}")
+    failed = any(r.errors and any("skipped" not in e for e in r.errors.values()) for r in rows)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

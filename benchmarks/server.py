@@ -1,0 +1,136 @@
+"""Benchmark server on this project: ``BenchTarget`` over WebSocket and HTTP batch at /rpc.
+
+Usage: python benchmarks/server.py [--loop asyncio|uvloop]
+Listens on 127.0.0.1 with free ports and prints one JSON line once ready:
+``{"rpc_port": N, "echo_port": M, "pid": P}``.
+
+- ``/rpc``: the aiohttp handler that ``capnweb.serve`` and ``capnweb.mount`` route to
+  (``capnweb.server.Endpoint``), one ``BenchTarget`` per session; POSTs are counted.
+- ``/stats``: GET ``{"posts", "cpu_s", "rss", "peak_rss"}`` (cpu_s: CPU seconds used so far);
+  ``?gc=1`` collects garbage first, ``?reset_peak=1`` resets the peak RSS (Linux
+  ``/proc/self/clear_refs``) after reading it.
+- echo: a plain ``websockets`` echo server on its own port (the raw floor).
+
+Stops on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+from aiohttp import web
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+
+import capnweb
+from capnweb.server import Endpoint
+from capnweb.transports.websocket import MAX_FRAME
+
+
+class Counter(capnweb.RpcTarget):
+    def __init__(self, value: int) -> None:
+        self._value = value
+
+    def increment(self, amount: int = 1) -> int:
+        self._value += amount
+        return self._value
+
+
+class BenchTarget(capnweb.RpcTarget):
+    def square(self, i: int) -> int:
+        return i * i
+
+    def makeCounter(self, start: int = 0) -> Counter:
+        return Counter(start)
+
+    def echo(self, x: Any) -> Any:
+        return x
+
+
+def memory() -> dict[str, int]:
+    """Current and peak resident set size of this process, in bytes (Linux)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return {"rss": 0, "peak_rss": 0}
+
+    def field(name: str) -> int:
+        m = re.search(rf"^{name}:\s+(\d+) kB", status, re.M)
+        return int(m.group(1)) * 1024 if m else 0
+
+    return {"rss": field("VmRSS"), "peak_rss": field("VmHWM")}
+
+
+async def main() -> None:
+    posts = 0
+    app = web.Application(client_max_size=MAX_FRAME)
+    endpoint = Endpoint(BenchTarget)
+
+    async def rpc(request: web.Request) -> web.StreamResponse:
+        nonlocal posts
+        if request.method == "POST":
+            posts += 1
+        return await endpoint(request)
+
+    async def stats(request: web.Request) -> web.StreamResponse:
+        if request.query.get("gc") == "1":
+            gc.collect()
+        result = {"posts": posts, "cpu_s": time.process_time(), **memory()}
+        if request.query.get("reset_peak") == "1":
+            try:
+                Path("/proc/self/clear_refs").write_text("5")
+            except OSError:
+                pass  # not Linux, or not permitted: the peak stays the lifetime peak
+        return web.json_response(result)
+
+    app.router.add_route("*", "/rpc", rpc)
+    app.router.add_get("/stats", stats)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    rpc_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def echo(ws: ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    echo_server = await ws_serve(echo, "127.0.0.1", 0, max_size=MAX_FRAME)
+    echo_port = next(iter(echo_server.sockets)).getsockname()[1]
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(
+        json.dumps({"rpc_port": rpc_port, "echo_port": echo_port, "pid": os.getpid()}), flush=True
+    )
+    await stop.wait()
+    echo_server.close()
+    endpoint.shutdown()
+    await runner.cleanup()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--loop", default="asyncio", choices=("asyncio", "uvloop"))
+    args = parser.parse_args()
+    if args.loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main())
+    else:
+        asyncio.run(main())
