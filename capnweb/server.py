@@ -186,17 +186,16 @@ def serve(
     upgrades and HTTP batch POSTs. ``await`` the result for the running :class:`Server`, or
     use ``async with serve(...) as server:``. Port 0 picks a free port (``Server.port``).
     """
-    return Starting(_serve(main, host, port, path, limits=limits, on_send_error=on_send_error))
+    return Starting(_serve(main, host, port, path, limits, on_send_error))
 
 
 async def _serve(
     main: MainFactory,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    path: str = "/rpc",
-    *,
-    limits: Limits | None = None,
-    on_send_error: SendErrorHook | None = None,
+    host: str,
+    port: int,
+    path: str,
+    limits: Limits | None,
+    on_send_error: SendErrorHook | None,
 ) -> Server:
     app = web.Application(client_max_size=MAX_FRAME)
     endpoint = mount(app, path, main, limits=limits, on_send_error=on_send_error)
