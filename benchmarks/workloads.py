@@ -261,36 +261,27 @@ class Bench:
         return out
 
     async def raw_sequential(self) -> Result:
-        n = self.p.get("n", 2000)
-        lat: list[float] = []
-        perf = time.perf_counter
         async with ws_connect(self.echo_url) as ws:
-            start = perf()
-            for _ in range(n):
-                t0 = perf()
-                await ws.send(RAW_MESSAGE)
-                await ws.recv()
-                lat.append(perf() - t0)
-            total = perf() - start
-        return {
-            "msgs_per_s": n / total,
-            "p50_us": percentile(lat, 0.5) * 1e6,
-            "p99_us": percentile(lat, 0.99) * 1e6,
-        }
+            return await self._raw_round_trips(ws.send, ws.recv)
 
     async def raw_sequential_aiohttp(self) -> Result:
         """raw_sequential with aiohttp's WebSocket client (the one ``capnweb.connect`` uses)."""
+        async with aiohttp.ClientSession() as http, http.ws_connect(self.echo_url) as ws:
+            return await self._raw_round_trips(ws.send_str, ws.receive)
+
+    async def _raw_round_trips(
+        self, send: Callable[[str], Awaitable[Any]], recv: Callable[[], Awaitable[Any]]
+    ) -> Result:
         n = self.p.get("n", 2000)
         lat: list[float] = []
         perf = time.perf_counter
-        async with aiohttp.ClientSession() as http, http.ws_connect(self.echo_url) as ws:
-            start = perf()
-            for _ in range(n):
-                t0 = perf()
-                await ws.send_str(RAW_MESSAGE)
-                await ws.receive()
-                lat.append(perf() - t0)
-            total = perf() - start
+        start = perf()
+        for _ in range(n):
+            t0 = perf()
+            await send(RAW_MESSAGE)
+            await recv()
+            lat.append(perf() - t0)
+        total = perf() - start
         return {
             "msgs_per_s": n / total,
             "p50_us": percentile(lat, 0.5) * 1e6,

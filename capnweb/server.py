@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -146,6 +147,19 @@ class Server:
     async def serve_forever(self) -> None:
         """Wait until cancelled."""
         await asyncio.Event().wait()
+
+    async def serve_until_signal(self) -> None:
+        """Serve until SIGTERM or SIGINT arrives, then close (for server scripts)."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.close()
 
     async def __aenter__(self) -> Server:
         return self

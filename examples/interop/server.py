@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -171,12 +170,7 @@ class TestTargetImpl(RpcTarget, contract.TestTarget):
 async def main(port: int) -> None:
     server = await capnweb.serve(TestTargetImpl, "127.0.0.1", port, "/rpc")
     print(f"listening {server.port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.close()
+    await server.serve_until_signal()
 
 
 def parse_port(argv: list[str]) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import signal
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
@@ -113,12 +112,7 @@ async def main(port: int) -> None:
     """Serve until SIGTERM or SIGINT."""
     server = await serve(port)
     print(f"listening on {server.ws_url}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.close()
+    await server.serve_until_signal()
 
 
 if __name__ == "__main__":
