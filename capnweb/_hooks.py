@@ -70,6 +70,15 @@ class Hook:
         """The resolved value; the payload stays owned by this hook."""
         raise NotImplementedError
 
+    def ready(self) -> asyncio.Future[None] | None:
+        """A future to wait for before :meth:`pulled` can answer, or None. (With ``pulled``,
+        the fast path of awaiting a promise: no coroutine per level.)"""
+        return None
+
+    def pulled(self) -> Payload | None:
+        """What :meth:`pull` gives, if that is known without waiting; else None."""
+        return None
+
     def dup(self) -> Hook:
         """Another reference to the same thing."""
         raise NotImplementedError
@@ -107,6 +116,9 @@ class ErrorHook(Hook):
         return self
 
     async def pull(self) -> Payload:
+        raise self.error
+
+    def pulled(self) -> Payload | None:
         raise self.error
 
     def dup(self) -> Hook:
@@ -601,6 +613,9 @@ class ValueHook(Hook):
     async def pull(self) -> Payload:
         return self.payload
 
+    def pulled(self) -> Payload | None:
+        return self.payload
+
     def dup(self) -> Hook:
         self._shared.refs += 1
         return ValueHook(self.payload, self._shared)
@@ -701,6 +716,10 @@ class PromiseHook(Hook):
         resolution = self._state.resolution or hook
         assert resolution is not None
         return await resolution.pull()
+
+    def pulled(self) -> Payload | None:
+        resolution = self._state.resolution
+        return resolution.pulled() if resolution is not None else None
 
     def dup(self) -> Hook:
         self._state.refs += 1

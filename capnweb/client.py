@@ -5,14 +5,13 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Generic, TypeVar, cast, overload
 
-import aiohttp
-
 from ._codec import Limits
 from .errors import RpcError
 from .session import SendErrorHook, Session, Transport
 from .stubs import RpcStub
+from .transports._ws import open_client
 from .transports.http_batch import BatchClientTransport
-from .transports.websocket import MAX_FRAME, AiohttpWebSocketTransport
+from .transports.websocket import MAX_FRAME
 
 __all__ = ["Connection", "connect"]
 
@@ -46,7 +45,17 @@ class Connection(Generic[S]):
         scheme = self.url.split(":", 1)[0].lower()
         transport: Transport
         if scheme in ("ws", "wss"):
-            transport = await _open_websocket(self.url, self._headers)
+            conn = await open_client(self.url, self._headers, MAX_FRAME, OPEN_TIMEOUT)
+            self.transport = conn
+            self.session = Session(
+                conn,
+                self._main,
+                limits=self._limits,
+                on_send_error=self._on_send_error,
+                start=False,
+            )
+            conn.attach(self.session.feed, self.session.disconnected)
+            return self._main_stub(self.session)
         elif scheme in ("http", "https"):
             transport = BatchClientTransport(self.url, headers=self._headers)
         else:
@@ -55,7 +64,10 @@ class Connection(Generic[S]):
         self.session = Session(
             transport, self._main, limits=self._limits, on_send_error=self._on_send_error
         )
-        main = self.session.main
+        return self._main_stub(self.session)
+
+    def _main_stub(self, session: Session) -> S:
+        main = session.main
         if self.stub_type is RpcStub:
             return cast(S, main)
         return self.stub_type(main._take_hook_and_forget())
@@ -85,38 +97,6 @@ class Connection(Generic[S]):
 
 OPEN_TIMEOUT = 10.0
 """Seconds allowed for connecting and the WebSocket handshake."""
-
-
-class _ClientWebSocket(AiohttpWebSocketTransport):
-    """A client WebSocket on aiohttp; closes the HTTP client session it came from with it."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, http: aiohttp.ClientSession) -> None:
-        super().__init__(ws)
-        self._http = http
-
-    async def _close(self, error: BaseException | None) -> None:
-        try:
-            await super()._close(error)
-        finally:
-            await self._http.close()
-
-
-async def _open_websocket(url: str, headers: dict[str, str] | None) -> _ClientWebSocket:
-    # aiohttp rather than `websockets` on the client too: its frame writer and reader are
-    # compiled, which saves about a fifth of the CPU time of a call (docs/performance.md).
-    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=OPEN_TIMEOUT))
-    try:
-        ws = await http.ws_connect(
-            url,
-            headers=headers or {},
-            max_msg_size=MAX_FRAME,
-            compress=0,  # per-message deflate costs more than it saves on loopback/LAN
-            autoping=True,
-        )
-    except BaseException:
-        await http.close()
-        raise
-    return _ClientWebSocket(ws, http)
 
 
 @overload

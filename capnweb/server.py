@@ -22,7 +22,13 @@ from websockets.asyncio.server import serve as ws_serve
 from ._codec import Limits
 from .session import SendErrorHook, Session
 from .transports.http_batch import BatchServerTransport
-from .transports.websocket import MAX_FRAME, AiohttpWebSocketTransport, WebSocketTransport
+from .transports.websocket import (
+    MAX_FRAME,
+    AiohttpWebSocketTransport,
+    WebSocketTransport,
+    adopt_aiohttp,
+    release_aiohttp,
+)
 
 __all__ = ["Endpoint", "Server", "mount", "serve", "serve_websocket"]
 
@@ -67,14 +73,21 @@ class Endpoint:
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, autoping=True, compress=False)
         await ws.prepare(request)
-        transport = AiohttpWebSocketTransport(ws)
-        session = self._session(transport, True)
+        # Hand the connection to a WsConnection (messages handled as they arrive); aiohttp's
+        # own WebSocket only when that is not possible.
+        conn = adopt_aiohttp(ws, request)
+        transport = conn if conn is not None else AiohttpWebSocketTransport(ws)
+        session = self._session(transport, conn is None)
+        if conn is not None:
+            conn.attach(session.feed, session.disconnected)
         self.sessions.add(session)
         try:
             await session.wait_closed()
             await transport.wait_closed()
         finally:
             self.sessions.discard(session)
+            if conn is not None:
+                release_aiohttp(ws)
         return ws
 
     async def _batch(self, request: web.Request) -> web.StreamResponse:

@@ -122,7 +122,6 @@ class _Import:
             hook.dispose()  # canceled already; the release went out when it was disposed
             return
         self.resolution = hook
-        self.send_release()
         if self.broken_keys:
             callbacks = self.session._broken
             for key in self.broken_keys:
@@ -131,6 +130,7 @@ class _Import:
                     hook.on_broken(cb)
             self.broken_keys = None
         self.wake()
+        self.send_release()  # after: the woken code's next call can carry it along
 
     def wake(self) -> None:
         waiters, self.waiters = self.waiters, None
@@ -138,16 +138,23 @@ class _Import:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def wait(self) -> asyncio.Future[None]:
+        """A future set once this entry resolves (pulling it first if nobody has)."""
+        session = self.session
+        if not self.pulled:
+            self.pulled = True
+            session._send(["pull", self.id])
+        waiter = asyncio.get_running_loop().create_future()
+        if self.waiters is None:
+            self.waiters = []
+        self.waiters.append(waiter)
+        if session._before_wait is not None:
+            session._before_wait()
+        return waiter
+
     async def await_resolution(self) -> Payload:
         if self.resolution is None:
-            if not self.pulled:
-                self.pulled = True
-                self.session._send(["pull", self.id])
-            waiter = asyncio.get_running_loop().create_future()
-            if self.waiters is None:
-                self.waiters = []
-            self.waiters.append(waiter)
-            await waiter
+            await self.wait()
         assert self.resolution is not None
         return await self.resolution.pull()
 
@@ -223,6 +230,14 @@ class ImportHook(Hook):
             stub = RpcStub(self.dup())
             return Payload(stub, owned=[stub])
         return await e.await_resolution()
+
+    def ready(self) -> asyncio.Future[None] | None:
+        e = self._live()
+        return e.wait() if e.resolution is None and self.is_promise else None
+
+    def pulled(self) -> Payload | None:
+        resolution = self._live().resolution
+        return resolution.pulled() if resolution is not None else None
 
     def dup(self) -> Hook:
         return ImportHook(self._live(), self.is_promise)
@@ -317,6 +332,8 @@ class Session:
         """The peer's main capability. Disposing it shuts the session down."""
         # A server answering one HTTP batch can never hear back from the client.
         self._can_call = bool(getattr(transport, "can_call_peer", True))
+        # optional: the transport coalesces writes; write them now, we are about to wait
+        self._before_wait: Callable[[], None] | None = getattr(transport, "flush_before_wait", None)
         self._reader: asyncio.Task[None] | None = None
         if start:
             self._reader = spawn(self._read_loop())
@@ -364,6 +381,10 @@ class Session:
             self._drain_waiters.append(fut)
             await asyncio.gather(fut, return_exceptions=True)
         return self._aborted
+
+    def disconnected(self, error: BaseException) -> None:
+        """The transport lost the connection (for transports that feed messages in)."""
+        self.abort(error, False)
 
     def abort(self, error: BaseException, send: bool = True) -> None:
         """End the session with ``error``: tell the peer (if ``send``), break everything."""
@@ -707,7 +728,12 @@ class Session:
         if self._aborted is not None:
             return
         self._imports.pop(import_id, None)
-        self._send(["release", import_id, count])
+        transport = self._transport
+        try:
+            send = getattr(transport, "send_lazy", None) or transport.send  # releases can wait
+            send(dumps(["release", import_id, count]))
+        except Exception as e:
+            asyncio.get_running_loop().call_soon(self.abort, e, False)
 
     # -- exports
 

@@ -178,7 +178,21 @@ class RpcPromise(RpcStub, Generic[T_co]):
     __slots__ = ()
 
     def __await__(self) -> Generator[Any, Any, T_co]:
-        return self._resolve().__await__()
+        if not self._path:
+            # The usual case, without a coroutine per level: wait for the resolution, then
+            # take its value as is when it holds no stubs or promises (nothing to copy).
+            hook = self._hook
+            ready = hook.ready()
+            if ready is not None:
+                yield from ready.__await__()
+            payload = hook.pulled()
+            if payload is not None and not payload.has_refs:
+                if self._result_type is not None:
+                    from ._validate import convert
+
+                    return convert(payload.value, self._result_type, "result")  # type: ignore[no-any-return]
+                return payload.value  # type: ignore[no-any-return]
+        return (yield from self._resolve().__await__())
 
     _result_type: ClassVar[Any] = None
     """For typed stubs: the annotation awaited values are checked against and converted to."""

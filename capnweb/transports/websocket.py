@@ -1,7 +1,8 @@
 """WebSocket transports: one text frame per message.
 
 ``WebSocketTransport`` adapts a connection of the ``websockets`` library (client or server);
-``AiohttpWebSocketTransport`` adapts an aiohttp ``WebSocketResponse`` (used by ``serve()``).
+``AiohttpWebSocketTransport`` adapts an aiohttp ``WebSocketResponse``; ``serve()`` uses it only
+when it cannot hand the connection to the faster ``WsConnection`` (see :func:`adopt_aiohttp`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ from websockets.exceptions import ConnectionClosed
 
 from ..errors import RpcDisconnectedError
 from ._queued import QueuedTransport, close_reason
+from ._ws import WsConnection
 
-__all__ = ["MAX_FRAME", "AiohttpWebSocketTransport", "WebSocketTransport"]
+__all__ = [
+    "MAX_FRAME",
+    "AiohttpWebSocketTransport",
+    "WebSocketTransport",
+    "adopt_aiohttp",
+    "release_aiohttp",
+]
 
 MAX_FRAME = 128 * 1024 * 1024
 """Largest frame accepted; the session's message-size limit is the finer check."""
@@ -78,3 +86,47 @@ class AiohttpWebSocketTransport(QueuedTransport):
             await self.ws.close(code=1000)
         else:
             await self.ws.close(code=3000, message=close_reason(error).encode("utf-8"))
+
+
+class _ParserShim:
+    """Stands in for aiohttp's WebSocket reader: the connection's bytes go to a WsConnection."""
+
+    def __init__(self, conn: WsConnection) -> None:
+        self.conn = conn
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self.conn.data_received(data)
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self.conn.connection_lost(None)
+
+
+def adopt_aiohttp(ws: web.WebSocketResponse, request: web.BaseRequest) -> WsConnection | None:
+    """Carry on a WebSocket that aiohttp has just accepted (``prepare()`` done) with a
+    :class:`WsConnection`, which hands each message to the session as it arrives.
+
+    Returns None (use :class:`AiohttpWebSocketTransport`) when this aiohttp does not look as
+    expected, or when a message already arrived. Call :func:`release_aiohttp` when done.
+    """
+    protocol: Any = request.protocol
+    transport = request.transport
+    queue = getattr(getattr(ws, "_reader", None), "_buffer", None)
+    if (
+        transport is None
+        or transport.is_closing()
+        or getattr(protocol, "_payload_parser", None) is None
+        or queue is None
+        or len(queue) > 0
+        or not hasattr(ws, "_closed")
+    ):
+        return None
+    conn = WsConnection(client=False, max_size=ws._max_msg_size or MAX_FRAME)
+    conn.connection_made(transport)
+    protocol._payload_parser = _ParserShim(conn)
+    return conn
+
+
+def release_aiohttp(ws: web.WebSocketResponse) -> None:
+    """After :func:`adopt_aiohttp`: the closing handshake is done, aiohttp has nothing to do."""
+    ws._closed = True

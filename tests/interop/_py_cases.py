@@ -322,20 +322,33 @@ class FrameLog:
 
     def __init__(self, transport: Any) -> None:
         self.events: list[tuple[str, str]] = []
-        send = transport.send
-        receive = transport.receive
+        for name in ("send", "send_lazy"):
+            if hasattr(transport, name):
+                setattr(transport, name, self._logged_send(getattr(transport, name)))
+        deliver = getattr(transport, "_deliver", None)
+        if deliver is not None:  # a WebSocket connection hands messages to the session itself
 
-        def logged_send(text: str) -> None:
-            self.events.append(("out", text))
-            send(text)
+            def logged_deliver(text: str) -> None:
+                self.events.append(("in", text))
+                deliver(text)
+
+            transport._deliver = logged_deliver
+            return
+        receive = transport.receive
 
         async def logged_receive() -> str:
             text: str = await receive()
             self.events.append(("in", text))
             return text
 
-        setattr(transport, "send", logged_send)  # noqa: B010 - instance-level instrumentation
-        setattr(transport, "receive", logged_receive)  # noqa: B010
+        setattr(transport, "receive", logged_receive)  # noqa: B010 - instance-level instrumentation
+
+    def _logged_send(self, send: Any) -> Any:
+        def logged_send(text: str) -> None:
+            self.events.append(("out", text))
+            send(text)
+
+        return logged_send
 
     def mark(self) -> int:
         """A position, for :meth:`sent_since` and :meth:`since`."""

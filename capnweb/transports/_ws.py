@@ -1,0 +1,511 @@
+"""A lean RFC 6455 WebSocket connection carrying one RPC session.
+
+Incoming frames are parsed as they arrive, in the socket's ``data_received`` callback, and each
+message goes straight to the session: no reader task, no queue, no loop turn between the bytes
+arriving and the call running. Outgoing messages are coalesced: their frames are written
+together, in one system call, once the received bytes have been handled, when the application
+is about to wait for an answer, or at the end of the event loop's turn.
+
+Used by ``connect("ws://...")`` (with its own opening handshake, see :func:`open_client`) and by
+``serve()``/``mount()`` (aiohttp performs the opening handshake, then the connection's bytes
+are handed to this class, see ``server.py``). Neither side negotiates extensions: frames are
+never compressed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import ssl as ssl_module
+import struct
+from collections.abc import Callable
+from random import getrandbits
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import RpcDisconnectedError
+from ._queued import close_reason
+
+__all__ = ["FrameReader", "WsConnection", "WsError", "open_client"]
+
+OP_CONTINUATION, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
+OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
+
+BATCH = 64
+"""At most this many messages are coalesced into one write (the peer starts on them sooner)."""
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds to wait for the peer's answer to our close frame before dropping the connection."""
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class WsError(Exception):
+    """A WebSocket protocol violation by the peer: the connection closes with ``code``."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+# -- framing
+
+
+_LEN2 = struct.Struct("!BBH").pack
+_LEN8 = struct.Struct("!BBQ").pack
+_MASK_KEY = struct.Struct("!L").pack
+_U16 = struct.Struct("!H").unpack_from
+_U64 = struct.Struct("!Q").unpack_from
+
+
+def _mask_python(key: bytes, data: bytearray) -> None:
+    n = len(data)
+    if n:
+        repeated = (key * (n // 4 + 1))[:n]
+        masked = int.from_bytes(data, "big") ^ int.from_bytes(repeated, "big")
+        data[:] = masked.to_bytes(n, "big")
+
+
+apply_mask: Callable[[bytes, bytearray], None] = _mask_python
+"""XOR ``data`` in place with the 4-byte ``key`` (RFC 6455 section 5.3)."""
+try:  # aiohttp's compiled masking (an internal module): much faster on large frames
+    from aiohttp._websocket.helpers import websocket_mask as _aiohttp_mask
+
+    apply_mask = _aiohttp_mask
+except ImportError:  # pragma: no cover - other aiohttp versions
+    pass
+
+
+def frame(opcode: int, data: bytes, masked: bool) -> bytes:
+    """One complete (FIN) frame; a client's frames are masked with a fresh random key."""
+    n = len(data)
+    first = 0x80 | opcode
+    mask_bit = 0x80 if masked else 0
+    if n < 126:
+        header = bytes((first, n | mask_bit))
+    elif n < 65536:
+        header = _LEN2(first, 126 | mask_bit, n)
+    else:
+        header = _LEN8(first, 127 | mask_bit, n)
+    if not masked:
+        return header + data
+    key = _MASK_KEY(getrandbits(32))
+    payload = bytearray(data)
+    apply_mask(key, payload)
+    return header + key + payload
+
+
+class FrameReader:
+    """Incremental frame parser: bytes in, complete messages and control frames out.
+
+    ``masked``: whether the peer must mask its frames (a server's reader) or must not (a
+    client's). Fragmented messages are reassembled; ``max_size`` bounds a message's size.
+    """
+
+    __slots__ = ("_buf", "_fragments", "_fragments_op", "_fragments_size", "masked", "max_size")
+
+    def __init__(self, masked: bool, max_size: int) -> None:
+        self.masked = masked
+        self.max_size = max_size
+        self._buf = b""
+        self._fragments: list[bytes] | None = None
+        self._fragments_op = 0
+        self._fragments_size = 0
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        """The messages (opcode, payload) completed by ``data``; raises :class:`WsError`."""
+        buf = self._buf + data if self._buf else data
+        out: list[tuple[int, bytes]] = []
+        pos = 0
+        end = len(buf)
+        masked = self.masked
+        while end - pos >= 2:
+            b0 = buf[pos]
+            b1 = buf[pos + 1]
+            if b0 & 0x70:
+                raise WsError(1002, "reserved bits set: no extension was negotiated")
+            if bool(b1 & 0x80) != masked:
+                raise WsError(1002, "client frames must be masked, server frames must not be")
+            opcode = b0 & 0x0F
+            length = b1 & 0x7F
+            head = 2
+            if length == 126:
+                if end - pos < 4:
+                    break
+                length = _U16(buf, pos + 2)[0]
+                head = 4
+            elif length == 127:
+                if end - pos < 10:
+                    break
+                length = _U64(buf, pos + 2)[0]
+                head = 10
+                if length >> 63:
+                    raise WsError(1002, "frame length out of range")
+            if opcode >= 8 and (length > 125 or not b0 & 0x80):
+                raise WsError(1002, "control frames must be short and unfragmented")
+            if length > self.max_size or self._fragments_size + length > self.max_size:
+                raise WsError(1009, f"message larger than {self.max_size} bytes")
+            start = pos + head + (4 if masked else 0)
+            stop = start + length
+            if stop > end:
+                break
+            if masked:
+                payload = bytearray(buf[start:stop])
+                apply_mask(buf[start - 4 : start], payload)
+                data_ = bytes(payload)
+            else:
+                data_ = buf[start:stop]
+            pos = stop
+            if opcode >= 8:
+                if opcode not in (OP_CLOSE, OP_PING, OP_PONG):
+                    raise WsError(1002, f"unknown opcode {opcode}")
+                out.append((opcode, data_))
+            elif opcode == OP_CONTINUATION:
+                if self._fragments is None:
+                    raise WsError(1002, "continuation frame without a message to continue")
+                self._fragments.append(data_)
+                self._fragments_size += length
+                if b0 & 0x80:
+                    out.append((self._fragments_op, b"".join(self._fragments)))
+                    self._fragments = None
+                    self._fragments_size = 0
+            elif opcode in (OP_TEXT, OP_BINARY):
+                if self._fragments is not None:
+                    raise WsError(1002, "new message before the fragmented one ended")
+                if b0 & 0x80:
+                    out.append((opcode, data_))
+                else:
+                    self._fragments = [data_]
+                    self._fragments_op = opcode
+                    self._fragments_size = length
+            else:
+                raise WsError(1002, f"unknown opcode {opcode}")
+        self._buf = buf[pos:] if pos < end else b""
+        return out
+
+
+# -- the connection
+
+
+def _close_payload(code: int, reason: str) -> bytes:
+    return struct.pack("!H", code) + reason.encode("utf-8")
+
+
+class WsConnection(asyncio.Protocol):
+    """One WebSocket connection as a session transport (see the module docstring).
+
+    Messages that arrive before :meth:`attach` are kept and delivered then.
+    """
+
+    def __init__(self, client: bool, max_size: int) -> None:
+        self.client = client
+        self._reader = FrameReader(masked=not client, max_size=max_size)
+        self._socket: asyncio.Transport | None = None
+        self._deliver: Callable[[str], None] | None = None
+        self._on_end: Callable[[BaseException], None] | None = None
+        self._early: list[str] = []
+        self._batch: list[str] = []
+        self._urgent = False  # the batch holds more than lazy messages
+        self._handling = False
+        self._flush_soon = False
+        self._waited_this_turn = False
+        self._close_sent = False
+        self._end: BaseException | None = None  # why the connection ended, once it has
+        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._close_timer: asyncio.TimerHandle | None = None
+
+    # -- wiring
+
+    def attach(
+        self, deliver: Callable[[str], None], on_end: Callable[[BaseException], None]
+    ) -> None:
+        """Hand every incoming message to ``deliver``; call ``on_end(error)`` once the
+        connection is over (unless the session ended it)."""
+        self._deliver = deliver
+        self._on_end = on_end
+        early, self._early = self._early, []
+        for text in early:
+            deliver(text)
+        if self._end is not None:
+            on_end(self._end)
+        self.flush()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._socket = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        self._socket = None
+        self._batch.clear()
+        self._ended(RpcDisconnectedError("Peer closed WebSocket: 1006 "))
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def _ended(self, error: BaseException) -> None:
+        if self._end is not None:
+            return
+        self._end = error
+        if self._on_end is not None:
+            self._on_end(error)
+
+    # -- incoming
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self._reader.feed(data)
+        except WsError as e:
+            self._fail(e.code, e.reason)
+            return
+        self._handling = True
+        try:
+            for opcode, payload in messages:
+                if opcode == OP_TEXT:
+                    try:
+                        text = payload.decode("utf-8")
+                    except UnicodeDecodeError:
+                        self._fail(1007, "text frame is not valid UTF-8")
+                        return
+                    self._message(text)
+                elif opcode == OP_BINARY:
+                    self._message(payload.decode("utf-8", "replace"))
+                elif opcode == OP_PING:
+                    self._write_control(OP_PONG, payload)
+                elif opcode == OP_CLOSE:
+                    self._close_received(payload)
+                    return
+        finally:
+            self._handling = False
+        if self._urgent:
+            self.flush()  # what the messages caused goes out now, together
+
+    def _message(self, text: str) -> None:
+        if self._end is not None:
+            return
+        if self._deliver is None:
+            self._early.append(text)
+        else:
+            self._deliver(text)
+
+    def _close_received(self, payload: bytes) -> None:
+        code, reason = 1005, ""
+        if len(payload) >= 2:
+            code = struct.unpack_from("!H", payload)[0]
+            reason = payload[2:].decode("utf-8", "replace")
+        self.flush()
+        if not self._close_sent:
+            self._close_sent = True
+            echo = _close_payload(code, "") if len(payload) >= 2 else b""
+            self._write_control(OP_CLOSE, echo)
+        self._ended(RpcDisconnectedError(f"Peer closed WebSocket: {code} {reason}"))
+        if self._socket is not None:
+            self._socket.close()  # both close frames are out: the TCP connection is done
+
+    def _fail(self, code: int, reason: str) -> None:
+        self._ended(RpcDisconnectedError(f"WebSocket connection failed: {reason}"))
+        self._send_close(code, reason)
+
+    # -- outgoing (the session's transport interface)
+
+    def send(self, text: str) -> None:
+        """Queue one message; it is written with the others of this turn (see above)."""
+        if self._close_sent or self._socket is None:
+            raise RpcDisconnectedError("the connection is closed")
+        batch = self._batch
+        batch.append(text)
+        self._urgent = True
+        if len(batch) >= BATCH:
+            self.flush()
+        elif not self._handling and not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._end_of_turn)
+
+    def send_lazy(self, text: str) -> None:
+        """Queue a message nobody waits for (a ``release``): it keeps its place among the
+        messages sent, but does not cause a write by itself before the end of the turn."""
+        if self._close_sent or self._socket is None:
+            raise RpcDisconnectedError("the connection is closed")
+        self._batch.append(text)
+        if not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._end_of_turn)
+
+    def flush_before_wait(self) -> None:
+        """The application is about to wait for an answer: write now, unless that was done
+        already in this turn (then the end of the turn writes the rest together, e.g. the
+        pulls of thousands of calls awaited at once)."""
+        if self._waited_this_turn:
+            return
+        self._waited_this_turn = True
+        self.flush()
+        if not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._end_of_turn)
+
+    def _end_of_turn(self) -> None:
+        self._flush_soon = False
+        self._waited_this_turn = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Write every queued message now, in one system call."""
+        batch = self._batch
+        if not batch:
+            return
+        self._batch = []
+        self._urgent = False
+        socket = self._socket
+        if socket is None:
+            return
+        masked = self.client
+        if len(batch) == 1:
+            socket.write(frame(OP_TEXT, batch[0].encode("utf-8"), masked))
+        else:
+            socket.write(b"".join([frame(OP_TEXT, t.encode("utf-8"), masked) for t in batch]))
+
+    def _write_control(self, opcode: int, payload: bytes) -> None:
+        self.flush()
+        if self._socket is not None:
+            self._socket.write(frame(opcode, payload, self.client))
+
+    async def receive(self) -> str:
+        """Not used: messages are delivered to the session as they arrive."""
+        raise RuntimeError("WsConnection delivers messages itself; see attach()")
+
+    def abort(self, reason: BaseException) -> None:
+        """The session is over: send what is queued, then close (code 3000 with the reason,
+        1000 for a plain disconnect)."""
+        if isinstance(reason, RpcDisconnectedError):
+            self._send_close(1000, "")
+        else:
+            self._send_close(3000, close_reason(reason))
+
+    def _send_close(self, code: int, reason: str) -> None:
+        if self._close_sent:
+            return
+        self.flush()
+        self._close_sent = True
+        socket = self._socket
+        if socket is None:
+            return
+        socket.write(frame(OP_CLOSE, _close_payload(code, reason), self.client))
+        # the peer answers with its close frame, then the connection ends; if not, drop it
+        loop = asyncio.get_running_loop()
+        self._close_timer = loop.call_later(CLOSE_TIMEOUT, socket.abort)
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed."""
+        await asyncio.shield(self._closed)
+
+
+# -- the client's opening handshake
+
+
+class _Handshake(asyncio.Protocol):
+    """Reads the server's answer to the upgrade request, then hands over to WsConnection."""
+
+    def __init__(self, conn: WsConnection, key: bytes, done: asyncio.Future[None]) -> None:
+        self.conn = conn
+        self.expected = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+        self.done = done
+        self.buf = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.buf) > 65536:
+                self._refuse("WebSocket handshake failed: response headers too long")
+            return
+        head, rest = self.buf[:end].decode("latin-1"), self.buf[end + 4 :]
+        lines = head.split("\r\n")
+        status = lines[0].split(" ", 2)
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if len(status) < 2 or status[1] != "101":
+            self._refuse(f"WebSocket handshake failed: server answered {' '.join(status[1:])}")
+            return
+        if (
+            headers.get("upgrade", "").lower() != "websocket"
+            or "upgrade" not in headers.get("connection", "").lower()
+            or headers.get("sec-websocket-accept", "").encode() != self.expected
+        ):
+            self._refuse("WebSocket handshake failed: invalid upgrade response")
+            return
+        if headers.get("sec-websocket-extensions"):
+            self._refuse("WebSocket handshake failed: the server chose an extension")
+            return
+        assert self.transport is not None
+        self.transport.set_protocol(self.conn)
+        self.conn.connection_made(self.transport)
+        self.done.set_result(None)
+        if rest:
+            self.conn.data_received(rest)
+
+    def _refuse(self, message: str) -> None:
+        if not self.done.done():
+            self.done.set_exception(RpcDisconnectedError(message))
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(
+                exc or RpcDisconnectedError("WebSocket handshake failed: connection closed")
+            )
+
+
+async def open_client(
+    url: str, headers: dict[str, str] | None, max_size: int, timeout: float
+) -> WsConnection:
+    """Connect to a ``ws://``/``wss://`` URL and complete the opening handshake.
+
+    Raises OSError when the connection fails, RpcDisconnectedError when the server does not
+    upgrade, TimeoutError after ``timeout`` seconds.
+    """
+    parts = urlsplit(url)
+    secure = parts.scheme.lower() == "wss"
+    host = parts.hostname or "localhost"
+    port = parts.port or (443 if secure else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    key = base64.b64encode(os.urandom(16))
+    host_header = host if ":" not in host else f"[{host}]"
+    if parts.port is not None:
+        host_header += f":{parts.port}"
+    lines = [
+        f"GET {target} HTTP/1.1",
+        f"Host: {host_header}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key.decode()}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    for name, value in (headers or {}).items():
+        if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
+            raise ValueError(f"invalid header {name!r}")
+        lines.append(f"{name}: {value}")
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+    loop = asyncio.get_running_loop()
+    conn = WsConnection(client=True, max_size=max_size)
+    done: asyncio.Future[None] = loop.create_future()
+    ssl: Any = ssl_module.create_default_context() if secure else None
+    async with asyncio.timeout(timeout):
+        transport, _ = await loop.create_connection(
+            lambda: _Handshake(conn, key, done), host, port, ssl=ssl
+        )
+        try:
+            transport.write(request)
+            await done
+        except BaseException:
+            transport.abort()
+            raise
+    return conn
