@@ -10,6 +10,10 @@ Expression rules (``docs/values.md`` has the Python side of each):
 - receiver-side limits (message size in UTF-16 code units, nesting depth, bigint length)
   raise :class:`~capnweb.errors.RpcLimitError`; malformed expressions raise
   :class:`~capnweb.errors.RpcProtocolError`. Both abort the session that received them.
+
+The tree walks and ``encode_text`` have a compiled form, ``capnweb/_speedups.c``, used when it
+is built (``SPEEDUPS``; ``CAPNWEB_PURE_PYTHON=1`` turns it off). It handles plain data itself
+and hands everything else to the methods here, so results, errors and limits are the same.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import binascii
 import dataclasses
 import json
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +56,7 @@ from .errors import (
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "SPEEDUPS",
     "Exporter",
     "Importer",
     "Limits",
@@ -58,6 +64,7 @@ __all__ = [
     "decode",
     "dumps",
     "encode",
+    "encode_text",
     "loads",
 ]
 
@@ -163,9 +170,19 @@ try:  # pragma: no cover - exercised whichever way the environment is
 except ImportError:  # pragma: no cover
     _orjson = None  # type: ignore[assignment]
 
+# The compiled walks (capnweb/_speedups.c, built when a C compiler is at hand) unless
+# CAPNWEB_PURE_PYTHON is set; SPEEDUPS (at the end) tells which is in use.
+try:  # pragma: no cover - exercised whichever way the environment is
+    if os.environ.get("CAPNWEB_PURE_PYTHON", "") not in ("", "0"):
+        raise ImportError("CAPNWEB_PURE_PYTHON is set")
+    from . import _speedups as _c
+except ImportError:  # pragma: no cover
+    _c = None  # type: ignore[assignment]
+
 _json_dumps = json.JSONEncoder(
-    ensure_ascii=True, allow_nan=False, separators=(",", ":"), check_circular=False
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
 ).encode
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 def _reject_constant(name: str) -> Any:
@@ -181,17 +198,25 @@ _json_loads = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse
 
 
 def dumps(message: Any) -> str:
-    """Serialize an encoded message (a JSON tree) to text."""
+    """Serialize an encoded message (a JSON tree) to text.
+
+    As ``JSON.stringify``: characters beyond ASCII go as they are, and only lone surrogates
+    (which UTF-8 cannot carry) are escaped, as ``\\udXXX``.
+    """
     if _orjson is not None:
-        # orjson is several times faster; its text is the same whenever it is ASCII (otherwise
-        # the stdlib encoder writes the \uXXXX escapes we send, lone surrogates included)
         try:
-            data = _orjson.dumps(message)
+            return _orjson.dumps(message).decode()
         except TypeError:
-            data = b"\x80"
-        if data.isascii():
-            return data.decode("ascii")
-    return _json_dumps(message)
+            pass  # lone surrogates, nesting deeper than orjson's limit: the stdlib writes them
+    return _dumps_std(message)
+
+
+def _dumps_std(message: Any) -> str:
+    """``dumps`` with the stdlib encoder (without orjson, or for what orjson refuses)."""
+    text = _json_dumps(message)
+    if not text.isascii():  # a raw surrogate can only be in a string: escape it there
+        text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
+    return text
 
 
 def utf16_length(text: str) -> int:
@@ -270,6 +295,15 @@ def encode(value: Any, exporter: Exporter | None = None) -> Any:
     return _Encoder(exporter).value(value, 0)
 
 
+def encode_text(value: Any, exporter: Exporter | None = None) -> str:
+    """``dumps(encode(value, exporter))``; the compiled codec writes it without the tree.
+
+    The text is ``dumps``'s; the compiled writer spells numbers as orjson does also where
+    ``dumps`` falls back to the stdlib encoder (``0.00001`` for its ``1e-05``).
+    """
+    return dumps(encode(value, exporter))
+
+
 class _Encoder:
     __slots__ = ("exporter",)
 
@@ -339,12 +373,7 @@ class _Encoder:
         out: dict[str, Any] = {}
         for k, x in v.items():
             if type(k) is not str:
-                if not isinstance(k, str):
-                    raise TypeError(
-                        f"cannot send a dict with a non-string key {k!r}: "
-                        "wire objects have string keys only"
-                    )
-                k = str(k)
+                k = _wire_key(k)  # before the value, which may raise too
             out[k] = self.value(x, depth + 1)
         return out
 
@@ -450,6 +479,15 @@ class _Encoder:
         return ["error", name, message]
 
 
+def _wire_key(k: Any) -> str:
+    """The wire key for a dict key that is not exactly a ``str``."""
+    if not isinstance(k, str):
+        raise TypeError(
+            f"cannot send a dict with a non-string key {k!r}: wire objects have string keys only"
+        )
+    return str(k)
+
+
 def _stack_of(exc: BaseException) -> str | None:
     if isinstance(exc, RpcError) and exc.stack is not None:
         return exc.stack
@@ -501,16 +539,23 @@ def decode(
     """Decode an expression into a Python value; reference forms go to ``importer``.
 
     ``fresh``: ``expr`` was just parsed and is decoded once (a received message), so the value
-    may reuse its objects instead of copying them.
+    may reuse its objects instead of copying them, and the decoding may rewrite them.
     """
     try:
         return _Decoder(importer or PlainImporter(), limits, fresh).value(expr, 0)
     except RecursionError:
         # Nested call arguments cost Python several frames per level: its recursion limit
         # can stop them before max_depth does. Report it as the depth limit it stands for.
-        raise RpcLimitError(
-            f"Deserialization exceeded maximum allowed message depth of {limits.max_depth}."
-        ) from None
+        raise _too_deep(limits.max_depth) from None
+
+
+def _too_deep(max_depth: int) -> RpcLimitError:
+    return RpcLimitError(f"Deserialization exceeded maximum allowed message depth of {max_depth}.")
+
+
+def _make_decoder(importer: Importer | None, limits: Limits, fresh: bool) -> _Decoder:
+    """The decoder ``decode`` uses (the compiled walk makes one when it needs the methods)."""
+    return _Decoder(importer or PlainImporter(), limits, fresh)
 
 
 def _bad(what: str, expr: Any) -> RpcProtocolError:
@@ -524,6 +569,11 @@ def _js_typeof(x: Any) -> str:
     if type(x) is bool:
         return "boolean"
     return "number" if type(x) in (int, float) else "object"  # JSON: null, arrays, objects
+
+
+def _escapes_array(e: list[Any]) -> bool:
+    """Whether ``e`` is an escaped array, ``[[...]]``."""
+    return len(e) == 1 and type(e[0]) is list
 
 
 def _is_id(x: Any) -> bool:
@@ -541,9 +591,7 @@ class _Decoder:
 
     def value(self, e: Any, depth: int) -> Any:
         if depth >= self.max_depth:  # scalars count too, as in the reference
-            raise RpcLimitError(
-                f"Deserialization exceeded maximum allowed message depth of {self.max_depth}."
-            )
+            raise _too_deep(self.max_depth)
         t = type(e)
         if t is str or t is bool or e is None:
             return e
@@ -714,12 +762,16 @@ class _Decoder:
 
     def body(self, raw: Any, e: list[Any], depth: int) -> Any:
         """The body, or (for a stream) a promise that rejects, to stand for the whole value."""
+        invalid: RpcProtocolError | None = None
+        if self.fresh and (type(raw) is dict or (type(raw) is list and _escapes_array(raw))):
+            # never a body; and decoding a fresh expression may rewrite it: word the error now
+            invalid = _bad("invalid body", e)
         body = self.value(raw, depth + 1)
         if body is None or isinstance(body, str | bytes):
             return body
         if isinstance(body, WireRef):
             return self.importer.unsupported("A streamed body")
-        raise _bad("invalid body", e)
+        raise invalid or _bad("invalid body", e)
 
     def s_request(self, e: list[Any], depth: int) -> Any:
         if len(e) != 3 or type(e[1]) is not str or type(e[2]) is not dict:
@@ -820,3 +872,63 @@ _SPECIAL: Final[dict[str, Callable[[_Decoder, list[Any], int], Any]]] = {
     "writable": _Decoder.s_stream,
     "blob": _Decoder.s_stream,
 }
+
+
+# --------------------------------------------------------------------------------------------
+# The compiled walks: the entry points above become the C ones, which hand every node they do
+# not handle themselves to the methods above (and call the functions above when turned off).
+
+_PY_VALUE_METHODS: Final = (_Encoder.value, _Decoder.value)
+_C_VALUE_METHODS: tuple[Any, Any] | None = None
+SPEEDUPS: bool = False
+"""Whether the compiled walks (``capnweb._speedups``) are in use."""
+
+if _c is not None:
+    _C_VALUE_METHODS = _c.setup(
+        {
+            "encode": encode,
+            "decode": decode,
+            "dumps": dumps,
+            "loads": loads,
+            "encode_text": encode_text,
+            "dumps_fallback": _dumps_std,
+            "orjson_dumps": None if _orjson is None else _orjson.dumps,
+            "orjson_loads": None if _orjson is None else _orjson.loads,
+            "orjson_decode_error": None if _orjson is None else _orjson.JSONDecodeError,
+            "encoder": _Encoder,
+            "encoder_value": _Encoder.value,
+            "encoder_seq": _Encoder.seq,
+            "wire_key": _wire_key,
+            "decoder": _Decoder,
+            "make_decoder": _make_decoder,
+            "decoder_value": _Decoder.value,
+            "decoder_special": _Decoder.special,
+            "decoder_seq": _Decoder.seq,
+            "too_deep": lambda limits: _too_deep(limits.max_depth),
+            "default_limits": DEFAULT_LIMITS,
+            "proto_keys": PROTO_KEYS,
+            "send_depth": _SEND_DEPTH,
+        }
+    )
+    encode = _c.encode
+    decode = _c.decode
+    dumps = _c.dumps
+    loads = _c.loads
+    encode_text = _c.encode_text
+
+
+def _use_speedups(on: bool) -> None:
+    """Switch between the compiled walks and the pure-Python ones (the tests run both)."""
+    global SPEEDUPS
+    if _c is None or _C_VALUE_METHODS is None:
+        if on:
+            raise RuntimeError("capnweb._speedups is not available")
+        return
+    _c.enable(on)
+    methods = _C_VALUE_METHODS if on else _PY_VALUE_METHODS
+    _Encoder.value = methods[0]  # type: ignore[method-assign]
+    _Decoder.value = methods[1]  # type: ignore[method-assign]
+    SPEEDUPS = on
+
+
+_use_speedups(_c is not None)

@@ -26,7 +26,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ._codec import DEFAULT_LIMITS, Limits, _Encoder, decode, dumps, loads
+from ._codec import DEFAULT_LIMITS, Limits, _Encoder, decode, dumps, encode_text, loads
 from ._hooks import (
     BrokenCallback,
     ErrorHook,
@@ -613,11 +613,12 @@ class Session:
 
     # -- Exporter (encoding references)
 
-    def _encode(self, value: Any, source: Payload | None) -> Any:
+    def _encode(self, value: Any, source: Payload | None, text: bool = False) -> Any:
+        """``value`` as an expression, or (``text``) as the JSON text of one."""
         prev = self._encoding
         enc = self._encoding = _Encoding(source)
         try:
-            return _Encoder(self).value(value, 0)
+            return encode_text(value, self) if text else _Encoder(self).value(value, 0)
         except BaseException:
             for export_id in enc.created:  # roll back what this message exported
                 exp = self._exports.pop(export_id, None)
@@ -626,9 +627,6 @@ class Session:
             raise
         finally:
             self._encoding = prev
-
-    def _encode_args(self, args: list[Any], source: Payload) -> list[Any]:
-        return self._encode(args, source)[0]  # type: ignore[no-any-return]
 
     def encode_ref(self, ref: Any) -> list[Any]:
         stub: RpcStub = ref
@@ -676,9 +674,11 @@ class Session:
     # -- sending
 
     def _send(self, msg: list[Any]) -> None:
+        self._send_text(dumps(msg))
+
+    def _send_text(self, text: str) -> None:
         if self._aborted is not None:
             return
-        text = dumps(msg)
         try:
             self._transport.send(text)
         except Exception as e:
@@ -689,16 +689,18 @@ class Session:
             if args is not None:
                 args.dispose()
             return ErrorHook(self._aborted or _no_callbacks())
-        expr: list[Any] = ["pipeline", target_id, path]
-        if args is not None:
+        if args is None:
+            self._send(["push", ["pipeline", target_id, path]])
+        else:
             try:
-                expr.append(self._encode_args(args.value, args))
+                # the argument array's text: the encoded list is escaped as [[...]]
+                wire_args = self._encode(args.value, args, text=True)[1:-1]
             except Exception as e:
                 args.dispose()
                 return ErrorHook(e)
             if args.source == "owned":
                 args.dispose()  # the wire now holds dups of what it carried
-        self._send(["push", expr])
+            self._send_text(f'["push",["pipeline",{target_id},{dumps(path)},{wire_args}]]')
         entry = self._imports[self._next_import] = _Import(self, self._next_import, False)
         self._next_import += 1
         return ImportHook(entry, True)
@@ -756,13 +758,13 @@ class Session:
     def _answer(self, export_id: int, entry: _Export, payload: Payload | BaseException) -> None:
         try:
             if isinstance(payload, BaseException):
-                msg = ["reject", export_id, self._encode(payload, None)]
+                text = f'["reject",{export_id},{self._encode(payload, None, True)}]'
             else:
                 try:
-                    msg = ["resolve", export_id, self._encode(payload.value, payload)]
+                    text = f'["resolve",{export_id},{self._encode(payload.value, payload, True)}]'
                 except Exception as e:
-                    msg = ["reject", export_id, self._encode(e, None)]
-            self._send(msg)
+                    text = f'["reject",{export_id},{self._encode(e, None, True)}]'
+            self._send_text(text)
             if entry.auto_release and export_id in self._exports:
                 self._release_export(export_id, 1)
         except Exception as e:

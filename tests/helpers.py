@@ -17,6 +17,8 @@ import asyncio
 import gc
 import json
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -226,3 +228,35 @@ class Counter(RpcTarget):
 
     def on_dispose(self) -> None:
         self.disposed += 1
+
+
+PeerClose = tuple[int | None, str | None, list[Any]]
+
+
+@asynccontextmanager
+async def recording_peer(
+    greeting: str | None = None,
+) -> AsyncIterator[tuple[str, asyncio.Future[PeerClose]]]:
+    """A plain ``websockets`` server on 127.0.0.1 for one client: it sends ``greeting`` (if
+    given), records every JSON message it receives, and resolves the future with the close
+    code, the close reason and those messages once the connection closes."""
+    from websockets.asyncio.server import ServerConnection
+    from websockets.asyncio.server import serve as ws_serve
+    from websockets.exceptions import ConnectionClosed
+
+    closed: asyncio.Future[PeerClose] = asyncio.get_running_loop().create_future()
+
+    async def handler(ws: ServerConnection) -> None:
+        if greeting is not None:
+            await ws.send(greeting)
+        received: list[Any] = []
+        try:
+            while True:
+                received.append(json.loads(await ws.recv()))
+        except ConnectionClosed:
+            pass
+        closed.set_result((ws.close_code, ws.close_reason, received))
+
+    async with ws_serve(handler, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        yield f"ws://127.0.0.1:{port}/", closed

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from codec_impls import codec_impl  # noqa: F401 (the fixture: compiled and pure codec)
 from helpers import ScriptedPeer, SessionPair
 
 from capnweb import (
@@ -27,7 +28,7 @@ from capnweb import (
 from capnweb._codec import decode, dumps, encode, loads
 from capnweb.errors import make_error
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("codec_impl")]
 
 SIZE = "Incoming message exceeds maximum size of {} UTF-16 code units."
 DEPTH = "Deserialization exceeded maximum allowed message depth of {}."

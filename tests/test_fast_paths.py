@@ -12,12 +12,13 @@ import asyncio
 from typing import Any
 
 import pytest
+from codec_impls import codec_impl  # noqa: F401 (the fixture: compiled and pure codec)
 from helpers import SessionPair
 
 from capnweb import RpcTarget, undefined
 from capnweb._codec import decode, dumps, encode, loads
 
-pytestmark = pytest.mark.timeout(10)
+pytestmark = [pytest.mark.timeout(10), pytest.mark.usefixtures("codec_impl")]
 
 
 class Api(RpcTarget):

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from helpers import CLEAN, Counter, SessionPair
+from helpers import CLEAN, Counter, SessionPair, recording_peer
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
@@ -258,22 +258,8 @@ async def test_abort_frame_then_close_3000_with_truncated_reason(kind: str) -> N
 
 
 async def test_client_abort_closes_with_3000_and_truncated_reason() -> None:
-    closed: asyncio.Future[tuple[int | None, str | None, list[Any]]] = (
-        asyncio.get_running_loop().create_future()
-    )
-
-    async def handler(ws: ServerConnection) -> None:
-        messages: list[Any] = []
-        try:
-            while True:
-                messages.append(json.loads(await ws.recv()))
-        except ConnectionClosed:
-            pass
-        closed.set_result((ws.close_code, ws.close_reason, messages))
-
-    async with ws_serve(handler, "127.0.0.1", 0) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        conn = capnweb.connect(f"ws://127.0.0.1:{port}/")
+    async with recording_peer() as (url, closed):
+        conn = capnweb.connect(url)
         await conn.open()
         assert conn.session is not None
         conn.session.abort(RpcError(LONG_REASON))

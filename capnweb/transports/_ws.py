@@ -105,22 +105,44 @@ class FrameReader:
     client's). Fragmented messages are reassembled; ``max_size`` bounds a message's size.
     """
 
-    __slots__ = ("_buf", "_fragments", "_fragments_op", "_fragments_size", "masked", "max_size")
+    __slots__ = (
+        "_fragments",
+        "_fragments_op",
+        "_fragments_size",
+        "_have",
+        "_need",
+        "_pending",
+        "masked",
+        "max_size",
+    )
 
     def __init__(self, masked: bool, max_size: int) -> None:
         self.masked = masked
         self.max_size = max_size
-        self._buf = b""
+        # bytes of an unfinished frame: kept as received, joined once the frame is complete
+        # (joining at every read would cost quadratic time on a large frame)
+        self._pending: list[bytes] = []
+        self._have = 0
+        self._need = 0  # the unfinished frame's whole size, once its header is known
         self._fragments: list[bytes] | None = None
         self._fragments_op = 0
         self._fragments_size = 0
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         """The messages (opcode, payload) completed by ``data``; raises :class:`WsError`."""
-        buf = self._buf + data if self._buf else data
+        if self._pending:
+            self._pending.append(data)
+            self._have += len(data)
+            if self._have < self._need:
+                return []
+            buf = b"".join(self._pending)
+            self._pending = []
+        else:
+            buf = data
         out: list[tuple[int, bytes]] = []
         pos = 0
         end = len(buf)
+        need = 0  # size of the frame left unfinished (0: its header is incomplete)
         masked = self.masked
         while end - pos >= 2:
             b0 = buf[pos]
@@ -146,11 +168,14 @@ class FrameReader:
                     raise WsError(1002, "frame length out of range")
             if opcode >= 8 and (length > 125 or not b0 & 0x80):
                 raise WsError(1002, "control frames must be short and unfragmented")
-            if length > self.max_size or self._fragments_size + length > self.max_size:
+            if length > self.max_size or (
+                opcode == OP_CONTINUATION and self._fragments_size + length > self.max_size
+            ):
                 raise WsError(1009, f"message larger than {self.max_size} bytes")
             start = pos + head + (4 if masked else 0)
             stop = start + length
             if stop > end:
+                need = stop - pos
                 break
             if masked:
                 payload = bytearray(buf[start:stop])
@@ -183,7 +208,11 @@ class FrameReader:
                     self._fragments_size = length
             else:
                 raise WsError(1002, f"unknown opcode {opcode}")
-        self._buf = buf[pos:] if pos < end else b""
+        if pos < end:
+            rest = buf[pos:]
+            self._pending = [rest]
+            self._have = len(rest)
+            self._need = need
         return out
 
 
@@ -305,8 +334,8 @@ class WsConnection(asyncio.Protocol):
             self._socket.close()  # both close frames are out: the TCP connection is done
 
     def _fail(self, code: int, reason: str) -> None:
+        self._send_close(code, reason)  # first: ending the session would close with 1000
         self._ended(RpcDisconnectedError(f"WebSocket connection failed: {reason}"))
-        self._send_close(code, reason)
 
     # -- outgoing (the session's transport interface)
 

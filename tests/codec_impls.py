@@ -1,0 +1,33 @@
+"""The codec's two implementations, for the tests that must hold for both.
+
+``capnweb._codec`` runs the compiled walks (``capnweb/_speedups.c``) when they are built, else
+the pure-Python ones; a test module that uses the ``codec_impl`` fixture runs every test with
+each (``[c]`` is skipped where the extension is not built or ``CAPNWEB_PURE_PYTHON`` is set).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from capnweb import _codec
+
+
+def available() -> bool:
+    """Whether the compiled codec can be used in this process."""
+    return _codec._c is not None
+
+
+@pytest.fixture(scope="module", params=["c", "python"])
+def codec_impl(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The implementation the module's tests run with, switched for the whole module."""
+    impl: str = request.param
+    if impl == "c" and not available():
+        pytest.skip("capnweb._speedups is not built (or CAPNWEB_PURE_PYTHON is set)")
+    before = _codec.SPEEDUPS
+    _codec._use_speedups(impl == "c")
+    try:
+        yield impl
+    finally:
+        _codec._use_speedups(before)
