@@ -33,7 +33,9 @@ from ._tasks import spawn
 from ._values import Request, Response, undefined
 
 if TYPE_CHECKING:
-    from .stubs import RpcStub
+    from .stubs import RpcPromise, RpcStub
+else:  # capnweb.stubs imports this module; it fills these in once its classes exist
+    RpcStub = RpcPromise = None
 
 __all__ = [
     "ErrorHook",
@@ -233,8 +235,6 @@ class Payload:
 
     async def substitute(self) -> None:
         """Replace every promise in this (owned) payload by its resolution, in place."""
-        from .stubs import RpcPromise
-
         found: list[tuple[Any, Any, RpcPromise[Any]]] = []
         root = [self.value]
         _find_promises(root, found, 0)
@@ -278,8 +278,6 @@ def _dispose_returned(
 
 
 def _find_promises(container: Any, found: list[Any], depth: int) -> None:
-    from .stubs import RpcPromise
-
     items = enumerate(container) if type(container) is list else container.items()
     for key, v in items:
         t = type(v)
@@ -298,8 +296,6 @@ def copy_value(value: Any, source: Payload | None = None) -> Payload:
 
 
 def _copy(v: Any, out: Payload, source: Payload | None, depth: int) -> Any:
-    from .stubs import RpcPromise, RpcStub
-
     t = type(v)
     if t in _LEAF_TYPES:
         return v
@@ -349,8 +345,6 @@ _PATH_BLOCKED: Final = PROTO_KEYS - {"toJSON"}
 
 def follow(value: Any, path: Path) -> _Reached:
     """Follow ``path`` from ``value`` under the wire's rules (docs/values.md, "paths")."""
-    from .stubs import RpcPromise, RpcStub
-
     parent: Any = None
     for i, part in enumerate(path):
         if isinstance(value, RpcStub):
@@ -479,7 +473,7 @@ def invoke(fn: Callable[..., Any], args: Payload) -> Hook:
         traceback.clear_frames(e.__traceback__)
         args.release_unkept()
         return ErrorHook(e)
-    if inspect.isawaitable(result):
+    if type(result) not in _LEAF_TYPES and inspect.isawaitable(result):
         return PromiseHook(spawn(_finish(result, args)))
     hook = _result_hook(result)
     del result
@@ -526,8 +520,6 @@ def hook_for_awaitable(aw: Awaitable[Any]) -> Hook:
 
 
 def _result_hook(value: Any) -> Hook:
-    from .stubs import RpcStub
-
     if isinstance(value, RpcStub):
         # Returning a stub or promise: the result is a new reference to the same thing.
         return value._take_hook()
@@ -569,8 +561,6 @@ class TargetHook(Hook):
         return run_map(self, path, captures, instructions)
 
     async def pull(self) -> Payload:
-        from .stubs import RpcStub
-
         stub = RpcStub(self.dup())
         return Payload(stub, owned=[stub])
 
@@ -621,8 +611,6 @@ class ValueHook(Hook):
         return ValueHook(self.payload, self._shared)
 
     def on_broken(self, callback: BrokenCallback) -> None:
-        from .stubs import RpcStub
-
         value = self.payload.value
         if isinstance(value, RpcStub):  # a value that is one capability breaks with it
             value.on_broken(callback)

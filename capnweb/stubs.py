@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from . import _hooks
 from ._codec import WireRef
 from ._hooks import ErrorHook, Hook, Path, Payload
 from ._map import _map_state, record_map
@@ -230,6 +231,9 @@ class RpcPromise(RpcStub, Generic[T_co]):
         from ._hooks import hook_for_awaitable
 
         return RpcPromise(hook_for_awaitable(awaitable))
+
+
+vars(_hooks).update(RpcStub=RpcStub, RpcPromise=RpcPromise)  # see capnweb._hooks
 
 
 def is_promise(value: Any) -> bool:
