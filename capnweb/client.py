@@ -109,5 +109,8 @@ def connect(url: str, stub_type: Any = RpcStub, /, **options: Any) -> Connection
 
     Options: ``main`` (what the server may call back), ``limits``, ``on_send_error``,
     ``headers`` (sent with the HTTP request or the WebSocket handshake).
+
+    Opening a WebSocket raises OSError when the connection fails, RpcDisconnectedError when the
+    server does not accept the WebSocket, TimeoutError after ``OPEN_TIMEOUT`` seconds.
     """
     return Connection(url, stub_type, **options)

@@ -60,7 +60,12 @@ SendErrorHook = Callable[[BaseException], BaseException | None]
 
 
 class Transport(Protocol):
-    """What a session needs from a connection: queue text out, read text in, close."""
+    """What a session needs from a connection: queue text out, read text in, close.
+
+    Optional, for transports that coalesce writes: ``send_lazy(text)`` (a message nobody waits
+    for; it keeps its order but may wait for the next write) and ``flush_before_wait()`` (the
+    application is about to wait for an answer).
+    """
 
     def send(self, text: str) -> None:
         """Queue one message for sending; never blocks. Failures surface via receive()."""
