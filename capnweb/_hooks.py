@@ -72,9 +72,10 @@ class Hook:
         """The resolved value; the payload stays owned by this hook."""
         raise NotImplementedError
 
-    def ready(self) -> asyncio.Future[None] | None:
-        """A future to wait for before :meth:`pulled` can answer, or None. (With ``pulled``,
-        the fast path of awaiting a promise: no coroutine per level.)"""
+    def ready(self) -> asyncio.Future[Hook] | None:
+        """A future for the hook this one resolves to, if that has to be waited for, else
+        None. (With :meth:`pulled`, the fast path of awaiting a promise: no coroutine per
+        level.)"""
         return None
 
     def pulled(self) -> Payload | None:

@@ -120,7 +120,7 @@ class _Import:
         self.pulled = pulling  # a pull went out, or the peer resolves it unasked
         # one future per awaiting task, woken directly: a shared future awaited through
         # asyncio.shield() would cost every await an extra loop turn
-        self.waiters: list[asyncio.Future[None]] | None = None
+        self.waiters: list[asyncio.Future[Hook]] | None = None
 
     def resolve(self, hook: Hook) -> None:
         if self.local_refs == 0:
@@ -139,12 +139,14 @@ class _Import:
 
     def wake(self) -> None:
         waiters, self.waiters = self.waiters, None
+        resolution = self.resolution
+        assert resolution is not None
         for waiter in waiters or ():
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(resolution)
 
-    def wait(self) -> asyncio.Future[None]:
-        """A future set once this entry resolves (pulling it first if nobody has)."""
+    def wait(self) -> asyncio.Future[Hook]:
+        """A future for this entry's resolution (pulled first if nobody has pulled it)."""
         session = self.session
         if not self.pulled:
             self.pulled = True
@@ -236,7 +238,7 @@ class ImportHook(Hook):
             return Payload(stub, owned=[stub])
         return await e.await_resolution()
 
-    def ready(self) -> asyncio.Future[None] | None:
+    def ready(self) -> asyncio.Future[Hook] | None:
         e = self._live()
         return e.wait() if e.resolution is None and self.is_promise else None
 

@@ -185,7 +185,7 @@ class RpcPromise(RpcStub, Generic[T_co]):
             hook = self._hook
             ready = hook.ready()
             if ready is not None:
-                yield from ready.__await__()
+                hook = yield from ready.__await__()  # the resolution (held by the import)
             payload = hook.pulled()
             if payload is not None and not payload.has_refs:
                 if self._result_type is not None:

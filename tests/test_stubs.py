@@ -415,3 +415,39 @@ async def test_stub_repr_and_truthiness() -> None:
         del promise
         gc.collect()
         await pair.assert_clean(collect=True)
+
+
+class Gate(RpcTarget):
+    """``wait()`` answers once ``open()`` is called."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.opened = asyncio.Event()
+
+    async def wait(self) -> str:
+        self.entered.set()
+        await self.opened.wait()
+        return "done"
+
+    def open(self) -> None:
+        self.opened.set()
+
+
+async def test_awaiting_a_promise_disposed_meanwhile_raises_the_cancel_error() -> None:
+    gate = Gate()
+    pair = SessionPair(gate)
+    promise = pair.main.wait()
+    waiting = asyncio.ensure_future(promise)  # its first step (the pull) runs before the call
+    await asyncio.wait_for(gate.entered.wait(), 5)
+    assert not waiting.done()
+    promise.dispose()
+    with pytest.raises(RpcError, match="RPC was canceled because the RpcPromise was disposed"):
+        await asyncio.wait_for(waiting, 5)
+    gate.open()
+
+
+async def test_awaiting_the_same_promise_twice_gives_the_same_value() -> None:
+    pair = SessionPair(Counter(3))
+    promise = pair.main.increment(2)
+    first, second = await asyncio.gather(promise, promise)
+    assert (first, second, await promise) == (5, 5, 5)
