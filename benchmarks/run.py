@@ -198,16 +198,20 @@ def python() -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
+PIN: list[str] = []
+"""Prefix of every server and client command: ``taskset -c N`` with ``--cpu N``, else empty."""
+
+
 def server_command(lang: str, loop: str) -> tuple[list[str], Path]:
     if lang == "py":
-        return [python(), str(BENCH / "server.py"), "--loop", loop], ROOT
-    return ["node", "--expose-gc", "--import", "./setup.mjs", "server.mjs"], JS
+        return [*PIN, python(), str(BENCH / "server.py"), "--loop", loop], ROOT
+    return [*PIN, "node", "--expose-gc", "--import", "./setup.mjs", "server.mjs"], JS
 
 
 def client_command(lang: str, loop: str) -> tuple[list[str], Path]:
     if lang == "py":
-        return [python(), str(BENCH / "workloads.py"), "--loop", loop], ROOT
-    return ["node", "--import", "./setup.mjs", "client.mjs"], JS
+        return [*PIN, python(), str(BENCH / "workloads.py"), "--loop", loop], ROOT
+    return [*PIN, "node", "--import", "./setup.mjs", "client.mjs"], JS
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
@@ -453,12 +457,20 @@ def main() -> int:
         choices=("auto", "asyncio", "uvloop"),
         help="event loop of the Python processes (auto: uvloop when installed)",
     )
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        default=None,
+        help="run every server and client on this one CPU (taskset): no cross-CPU wake-ups",
+    )
     parser.add_argument("--out", default=str(BENCH / "results" / "latest.json"))
     parser.add_argument("--timeout", type=float, default=600.0, help="per client process")
     parser.add_argument("--budget", type=float, default=3600.0, help="for the whole run")
     args = parser.parse_args()
 
     size_name = "smoke" if args.smoke else "quick" if args.quick else "full"
+    if args.cpu is not None:
+        PIN[:] = ["taskset", "-c", str(args.cpu)]
     if args.loop == "auto":
         args.loop = "uvloop" if _importable("uvloop") else "asyncio"
     runs = args.runs or (1 if args.smoke else 3)
@@ -484,6 +496,7 @@ def main() -> int:
         "size": size_name,
         "runs": runs,
         "loop": args.loop,
+        "cpu": args.cpu,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1),
         "machine": info,
@@ -508,6 +521,8 @@ def main() -> int:
     print()
     print(f"Medians of {runs} run(s); pairs are client-server; py/ts = py-py / ts-ts.")
     print(f"Python event loop: {args.loop}.")
+    if args.cpu is not None:
+        print(f"Every process pinned to CPU {args.cpu} (taskset).")
     print(f"Machine: {info['cpus']} CPUs, {info['cpu']}; {info['python']}; node {info['node']}")
     print(f"Load average (1 min) at start and end: {load_start[0]:.2f}, {os.getloadavg()[0]:.2f}")
     print()
