@@ -683,11 +683,14 @@ class Session:
     def _send(self, msg: list[Any]) -> None:
         self._send_text(dumps(msg))
 
-    def _send_text(self, text: str) -> None:
+    def _send_text(self, text: str, lazy: bool = False) -> None:
+        """Hand ``text`` to the transport; ``lazy``: nobody waits for it (see Transport)."""
         if self._aborted is not None:
             return
+        transport = self._transport
         try:
-            self._transport.send(text)
+            send = (getattr(transport, "send_lazy", None) if lazy else None) or transport.send
+            send(text)
         except Exception as e:
             asyncio.get_running_loop().call_soon(self.abort, e, False)
 
@@ -737,12 +740,7 @@ class Session:
         if self._aborted is not None:
             return
         self._imports.pop(import_id, None)
-        transport = self._transport
-        try:
-            send = getattr(transport, "send_lazy", None) or transport.send  # releases can wait
-            send(dumps(["release", import_id, count]))
-        except Exception as e:
-            asyncio.get_running_loop().call_soon(self.abort, e, False)
+        self._send_text(f'["release",{import_id},{count}]', lazy=True)
 
     # -- exports
 
