@@ -16,14 +16,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import math
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from capnweb import RpcTarget, Session, Stats, memory_pair
+from capnweb import RpcError, RpcTarget, Session, Stats, memory_pair
 from capnweb.transports.memory import MemoryTransport
 
 __all__ = ["CLEAN", "ScriptedPeer", "SessionPair", "frames", "settle_transports"]
@@ -260,3 +262,31 @@ async def recording_peer(
     async with ws_serve(handler, "127.0.0.1", 0) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         yield f"ws://127.0.0.1:{port}/", closed
+
+
+def assert_exact(got: Any, want: Any) -> None:
+    """Equal, with the same type at every level (nan equals nan; the sign of zero counts;
+    dates in the same offset, UTC ones in UTC itself; errors by name, message and props)."""
+    assert type(got) is type(want), f"{got!r}: {type(got).__name__} is not {type(want).__name__}"
+    if isinstance(want, list):
+        assert len(got) == len(want), f"{got!r} != {want!r}"
+        for g, w in zip(got, want, strict=True):
+            assert_exact(g, w)
+    elif isinstance(want, dict):
+        assert list(got) == list(want), f"{got!r} != {want!r}"
+        for k in want:
+            assert_exact(got[k], want[k])
+    elif isinstance(want, float):
+        if math.isnan(want):
+            assert math.isnan(got)
+        else:
+            assert got == want and math.copysign(1, got) == math.copysign(1, want), got
+    elif isinstance(want, datetime):
+        assert got == want and got.utcoffset() == want.utcoffset(), got
+        if want.tzinfo is UTC:
+            assert got.tzinfo is UTC, got
+    elif isinstance(want, RpcError):
+        assert (got.name, got.message) == (want.name, want.message)
+        assert_exact(got.props, want.props)
+    else:
+        assert got == want

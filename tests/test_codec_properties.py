@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from codec_impls import codec_impl  # noqa: F401 (the fixture: compiled and pure codec)
+from helpers import assert_exact
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -155,31 +156,6 @@ def received(v: Any) -> Any:
     if isinstance(v, RpcError):
         return make_error(v.name, v.message, received(v.props))
     return v
-
-
-def assert_exact(got: Any, want: Any) -> None:
-    """Equal, with the same type at every level (nan equals nan; the sign of zero counts)."""
-    assert type(got) is type(want), f"{got!r}: {type(got).__name__} is not {type(want).__name__}"
-    if isinstance(want, list):
-        assert len(got) == len(want)
-        for g, w in zip(got, want, strict=True):
-            assert_exact(g, w)
-    elif isinstance(want, dict):
-        assert list(got) == list(want)
-        for k in want:
-            assert_exact(got[k], want[k])
-    elif isinstance(want, float):
-        if math.isnan(want):
-            assert math.isnan(got)
-        else:
-            assert got == want and math.copysign(1, got) == math.copysign(1, want)
-    elif isinstance(want, datetime):
-        assert got == want and got.tzinfo is UTC
-    elif isinstance(want, RpcError):
-        assert (got.name, got.message) == (want.name, want.message)
-        assert_exact(got.props, want.props)
-    else:
-        assert got == want
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])

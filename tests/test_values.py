@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from codec_impls import codec_impl  # noqa: F401 (the fixture: compiled and pure codec)
-from helpers import CLEAN, ScriptedPeer
+from helpers import CLEAN, ScriptedPeer, assert_exact
 
 from capnweb import (
     INVALID_DATE,
@@ -54,28 +54,6 @@ def wire(value: Any) -> str:
 def receive(text: str) -> Any:
     """The Python value a message carrying ``text`` delivers."""
     return decode(loads(text))
-
-
-def assert_exact(got: Any, want: Any) -> None:
-    """Equal, with the same type at every level (nan equals nan; the sign of zero counts)."""
-    assert type(got) is type(want), f"{got!r}: {type(got).__name__} is not {type(want).__name__}"
-    if isinstance(want, list):
-        assert len(got) == len(want), f"{got!r} != {want!r}"
-        for g, w in zip(got, want, strict=True):
-            assert_exact(g, w)
-    elif isinstance(want, dict):
-        assert list(got) == list(want), f"{got!r} != {want!r}"
-        for k in want:
-            assert_exact(got[k], want[k])
-    elif isinstance(want, float):
-        if math.isnan(want):
-            assert math.isnan(got)
-        else:
-            assert got == want and math.copysign(1, got) == math.copysign(1, want), got
-    elif isinstance(want, datetime):
-        assert got == want and got.utcoffset() == want.utcoffset(), got
-    else:
-        assert got == want
 
 
 def roundtrip_case(value: Any, text: str, decoded: Any, id: str) -> Any:
