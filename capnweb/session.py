@@ -63,8 +63,9 @@ class Transport(Protocol):
     """What a session needs from a connection: queue text out, read text in, close.
 
     Optional, for transports that coalesce writes: ``send_lazy(text)`` (a message nobody waits
-    for; it keeps its order but may wait for the next write) and ``flush_before_wait()`` (the
-    application is about to wait for an answer).
+    for; it keeps its order but may wait for the next write), ``send_soon(text)`` (the same,
+    sent while the session awaits no answer: worth writing early if that is cheap) and
+    ``flush_before_wait()`` (the application is about to wait for an answer).
     """
 
     def send(self, text: str) -> None:
@@ -100,6 +101,7 @@ class _Export:
 
 class _Import:
     __slots__ = (
+        "asked",
         "broken_keys",
         "id",
         "local_refs",
@@ -118,6 +120,7 @@ class _Import:
         self.resolution: Hook | None = None
         self.broken_keys: list[int] | None = None
         self.pulled = pulling  # a pull went out, or the peer resolves it unasked
+        self.asked = False  # our pull went out and is not answered yet
         # one future per awaiting task, woken directly: a shared future awaited through
         # asyncio.shield() would cost every await an extra loop turn
         self.waiters: list[asyncio.Future[Hook]] | None = None
@@ -149,7 +152,8 @@ class _Import:
         """A future for this entry's resolution (pulled first if nobody has pulled it)."""
         session = self.session
         if not self.pulled:
-            self.pulled = True
+            self.pulled = self.asked = True
+            session._asked += 1
             session._send(["pull", self.id])
         waiter = asyncio.get_running_loop().create_future()
         if self.waiters is None:
@@ -330,6 +334,7 @@ class Session:
         self._next_export = -1
         self._aborted: BaseException | None = None
         self._pull_count = 0
+        self._asked = 0  # our pulls not answered yet: while there are, releases are lazy
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._broken: dict[int, BrokenCallback] = {}
         self._broken_seq = 0
@@ -520,6 +525,9 @@ class Session:
 
     def _on_resolve(self, import_id: int, expr: Any, reject: bool) -> None:
         imp = self._imports.get(import_id)
+        if imp is not None and imp.asked:
+            imp.asked = False
+            self._asked -= 1
         payload = self._decode(expr)
         if imp is None:
             payload.dispose()  # released already: drop the stubs it carried
@@ -683,14 +691,19 @@ class Session:
     def _send(self, msg: list[Any]) -> None:
         self._send_text(dumps(msg))
 
-    def _send_text(self, text: str, lazy: bool = False) -> None:
-        """Hand ``text`` to the transport; ``lazy``: nobody waits for it (see Transport)."""
+    def _send_text(self, text: str, lazy: bool = False, soon: bool = False) -> None:
+        """Hand ``text`` to the transport; ``lazy``: nobody waits for it, ``soon``: but the
+        session awaits nothing either (see Transport)."""
         if self._aborted is not None:
             return
         transport = self._transport
         try:
-            send = (getattr(transport, "send_lazy", None) if lazy else None) or transport.send
-            send(text)
+            send = None
+            if soon:
+                send = getattr(transport, "send_soon", None)
+            if lazy and send is None:
+                send = getattr(transport, "send_lazy", None)
+            (send or transport.send)(text)
         except Exception as e:
             asyncio.get_running_loop().call_soon(self.abort, e, False)
 
@@ -739,8 +752,11 @@ class Session:
     def _send_release(self, import_id: int, count: int) -> None:
         if self._aborted is not None:
             return
-        self._imports.pop(import_id, None)
-        self._send_text(f'["release",{import_id},{count}]', lazy=True)
+        entry = self._imports.pop(import_id, None)
+        if entry is not None and entry.asked:
+            entry.asked = False
+            self._asked -= 1
+        self._send_text(f'["release",{import_id},{count}]', lazy=True, soon=not self._asked)
 
     # -- exports
 

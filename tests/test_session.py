@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 from typing import Any
 
 import pytest
@@ -622,3 +623,45 @@ async def test_session_without_reader_is_fed_by_hand() -> None:
     session.feed('["release",1,1]')
     assert session.stats() == CLEAN
     await session.close()
+
+
+async def test_releases_wait_while_answers_are_awaited_and_are_sent_soon_otherwise() -> None:
+    """A transport that coalesces writes gets a ``release`` as ``send_lazy`` while other pulls
+    are out (it rides along with later traffic) and as ``send_soon`` once none is."""
+    async with ScriptedPeer() as peer:
+        kinds: list[tuple[str, Any]] = []
+        transport = peer.transport
+
+        def recorder(kind: str) -> Any:
+            def send(text: str) -> None:
+                kinds.append((kind, json.loads(text)))
+                transport.send(text)
+
+            return send
+
+        transport.send_lazy = recorder("lazy")  # type: ignore[attr-defined]
+        transport.send_soon = recorder("soon")  # type: ignore[attr-defined]
+        main = peer.session.main
+        first = asyncio.ensure_future(main.square(1))
+        second = asyncio.ensure_future(main.square(2))
+        dropped = main.square(3)
+        waiting = asyncio.ensure_future(dropped)
+        await peer.settle()  # three pulls are out
+        peer.send(["resolve", 1, 1])
+        assert await first == 1
+        dropped.dispose()  # answered never: its release too waits for other traffic
+        with pytest.raises(RpcError, match="canceled"):
+            await waiting
+        peer.send(["resolve", 2, 4], ["resolve", 3, 9])  # the late answer is dropped
+        assert await second == 4
+        fourth = asyncio.ensure_future(main.square(4))
+        await peer.settle()
+        peer.send(["resolve", 4, 16])
+        assert await fourth == 16
+        await peer.settle()
+        assert kinds == [
+            ("lazy", ["release", 1, 1]),
+            ("lazy", ["release", 3, 1]),
+            ("soon", ["release", 2, 1]),
+            ("soon", ["release", 4, 1]),
+        ]

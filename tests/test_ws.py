@@ -459,6 +459,18 @@ async def served() -> AsyncIterator[Served]:
         await asyncio.wait_for(server.close(), WAIT)
 
 
+@asynccontextmanager
+async def connected() -> AsyncIterator[tuple[Served, capnweb.Connection[Any], RpcStub]]:
+    """``serve()`` and one client connected to it: (served, connection, the server's main)."""
+    async with served() as s:
+        conn = capnweb.connect(s.server.ws_url)
+        api = await asyncio.wait_for(conn.open(), WAIT)
+        try:
+            yield s, conn, api
+        finally:
+            await asyncio.wait_for(conn.close(), WAIT)
+
+
 async def eventually(condition: Callable[[], bool]) -> None:
     """Let the loop run until ``condition()`` holds (at most WAIT seconds)."""
 
@@ -476,10 +488,17 @@ class CountingSocket(asyncio.Transport):
         super().__init__()
         self.inner = inner
         self.writes = 0
+        self.data: list[bytes] = []
 
     def write(self, data: bytes | bytearray | memoryview[Any]) -> None:
         self.writes += 1
+        self.data.append(bytes(data))
         self.inner.write(data)
+
+    def messages(self) -> list[list[str]]:
+        """The text messages of each write, in order (the writes of a client: masked)."""
+        reader = server_reader()
+        return [[p.decode() for _, p in reader.feed(d)] for d in self.data]
 
     def close(self) -> None:
         self.inner.close()
@@ -602,9 +621,7 @@ async def test_one_mebibyte_string_echoes(text: str) -> None:
 
 
 async def test_a_thousand_concurrent_calls_share_a_few_writes() -> None:
-    async with served() as s:
-        conn = capnweb.connect(s.server.ws_url)
-        api = await conn.open()
+    async with connected() as (s, conn, api):
         assert await api.square(1) == 1
         client = count_writes(ws_of(conn))
         server_conn = s.session()._transport
@@ -615,13 +632,10 @@ async def test_a_thousand_concurrent_calls_share_a_few_writes() -> None:
         # 1000 pushes and 1000 pulls from the client, 1000 answers from the server
         assert client.writes < 100, client.writes
         assert server.writes < 100, server.writes
-        await conn.close()
 
 
 async def test_a_release_reaches_the_server_before_the_next_call() -> None:
-    async with served() as s:
-        conn = capnweb.connect(s.server.ws_url)
-        api = await conn.open()
+    async with connected() as (_, conn, api):
         counters = [await api.makeCounter(i) for i in range(5)]
         assert await counters[0].increment(1) == 1
         writes = count_writes(ws_of(conn))
@@ -629,17 +643,72 @@ async def test_a_release_reaches_the_server_before_the_next_call() -> None:
             counter.dispose()
         assert writes.writes == 0  # releases wait for other messages or the end of the turn
         assert await api.disposedCounts() == [1, 1, 1, 1, 1]
-        await conn.close()
+
+
+async def test_a_release_with_nothing_in_flight_is_written_before_the_caller_resumes() -> None:
+    async with connected() as (_, conn, api):
+        assert await api.square(1) == 1
+        sent = count_writes(ws_of(conn))
+        assert await api.square(3) == 9
+        # its own write, right after the answer arrived: it wakes the server before the next call
+        assert sent.messages() == [
+            ['["push",["pipeline",0,["square"],[3]]]', '["pull",2]'],
+            ['["release",2,1]'],
+        ]
+
+
+async def test_a_release_waits_for_other_traffic_while_answers_are_awaited() -> None:
+    async with connected() as (s, conn, api):
+        slow = asyncio.ensure_future(api.slow())
+        await asyncio.wait_for(s.apis[0].started.wait(), WAIT)
+        sent = count_writes(ws_of(conn))
+        assert await api.square(3) == 9
+        assert sent.messages() == [['["push",["pipeline",0,["square"],[3]]]', '["pull",2]']]
+        await eventually(lambda: sent.writes == 2)  # the end of the turn writes it
+        assert sent.messages()[1] == ['["release",2,1]']
+        slow.cancel()
+
+
+async def test_one_early_release_per_loop_turn() -> None:
+    """Two connections get an answer in the same loop turn: the first writes its release at
+    once, the second leaves it to the end of the turn (a busy process keeps coalescing)."""
+
+    class Socket(asyncio.Transport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writes = 0
+
+        def write(self, data: bytes | bytearray | memoryview[Any]) -> None:
+            self.writes += 1
+
+        def is_closing(self) -> bool:
+            return False
+
+    conns, sockets, sessions, calls = [], [], [], []
+    for _ in range(2):
+        conn, socket_ = WsConnection(client=True, max_size=1 << 20), Socket()
+        conn.connection_made(socket_)
+        session = Session(conn, start=False)
+        conn.attach(session.feed, session.disconnected)
+        calls.append(asyncio.ensure_future(session.main.square(3)))
+        conns.append(conn)
+        sockets.append(socket_)
+        sessions.append(session)
+    await eventually(lambda: all(c._asked == 1 for c in sessions))  # the pulls are out
+    before = [s.writes for s in sockets]
+    answer = raw_frame(OP_TEXT, b'["resolve",1,9]')
+    conns[0].data_received(answer)
+    conns[1].data_received(answer)
+    assert [s.writes - n for s, n in zip(sockets, before, strict=True)] == [1, 0]
+    assert await asyncio.wait_for(asyncio.gather(*calls), WAIT) == [9, 9]
+    await eventually(lambda: sockets[1].writes == before[1] + 1)
 
 
 async def test_a_release_alone_is_still_sent() -> None:
-    async with served() as s:
-        conn = capnweb.connect(s.server.ws_url)
-        api = await conn.open()
+    async with connected() as (s, _, api):
         counter = await api.makeCounter(1)
         counter.dispose()
         await asyncio.wait_for(s.apis[0].counters[0].released.wait(), WAIT)
-        await conn.close()
 
 
 async def test_client_close_ends_the_server_session() -> None:

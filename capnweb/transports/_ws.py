@@ -4,7 +4,10 @@ Incoming frames are parsed as they arrive, in the socket's ``data_received`` cal
 message goes straight to the session: no reader task, no queue, no loop turn between the bytes
 arriving and the call running. Outgoing messages are coalesced: their frames are written
 together, in one system call, once the received bytes have been handled, when the application
-is about to wait for an answer, or at the end of the event loop's turn.
+is about to wait for an answer, or at the end of the event loop's turn. A ``release`` sent
+while the session awaits nothing goes out with the received bytes' answers instead of waiting
+for the next call: that write wakes the idle peer while the application is still preparing its
+next call (at most one such early write per loop turn, so a busy process keeps coalescing).
 
 Used by ``connect("ws://...")`` (with its own opening handshake, see :func:`open_client`) and by
 ``serve()``/``mount()`` (aiohttp performs the opening handshake, then the connection's bytes
@@ -20,6 +23,7 @@ import hashlib
 import os
 import ssl as ssl_module
 import struct
+import weakref
 from collections.abc import Callable
 from random import getrandbits
 from typing import Any
@@ -223,6 +227,28 @@ def _close_payload(code: int, reason: str) -> bytes:
     return struct.pack("!H", code) + reason.encode("utf-8")
 
 
+class _Turn:
+    """Whether a connection of this event loop already wrote a release early in this turn."""
+
+    __slots__ = ("taken",)
+
+    def __init__(self) -> None:
+        self.taken = False
+
+    def reset(self) -> None:
+        self.taken = False
+
+
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turn] = weakref.WeakKeyDictionary()
+
+
+def _turn_of(loop: asyncio.AbstractEventLoop) -> _Turn:
+    turn = _turns.get(loop)
+    if turn is None:
+        turn = _turns[loop] = _Turn()
+    return turn
+
+
 class WsConnection(asyncio.Protocol):
     """One WebSocket connection as a session transport (see the module docstring).
 
@@ -243,7 +269,9 @@ class WsConnection(asyncio.Protocol):
         self._waited_this_turn = False
         self._close_sent = False
         self._end: BaseException | None = None  # why the connection ended, once it has
-        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = loop = asyncio.get_running_loop()
+        self._turn = _turn_of(loop)
+        self._closed: asyncio.Future[None] = loop.create_future()
         self._close_timer: asyncio.TimerHandle | None = None
 
     # -- wiring
@@ -350,7 +378,7 @@ class WsConnection(asyncio.Protocol):
             self.flush()
         elif not self._handling and not self._flush_soon:
             self._flush_soon = True
-            asyncio.get_running_loop().call_soon(self._end_of_turn)
+            self._loop.call_soon(self._end_of_turn)
 
     def send_lazy(self, text: str) -> None:
         """Queue a message nobody waits for (a ``release``): it keeps its place among the
@@ -360,7 +388,24 @@ class WsConnection(asyncio.Protocol):
         self._batch.append(text)
         if not self._flush_soon:
             self._flush_soon = True
-            asyncio.get_running_loop().call_soon(self._end_of_turn)
+            self._loop.call_soon(self._end_of_turn)
+
+    _queue_lazy = send_lazy  # for send_soon, whatever wraps send_lazy on the instance
+
+    def send_soon(self, text: str) -> None:
+        """Queue a message nobody waits for, sent while the session awaits nothing: while
+        received bytes are being handled, it goes out with their answers, right after them,
+        unless another connection of this loop did so in this turn (then as ``send_lazy``)."""
+        turn = self._turn
+        if not self._handling or turn.taken:
+            self._queue_lazy(text)
+            return
+        if self._close_sent or self._socket is None:
+            raise RpcDisconnectedError("the connection is closed")
+        turn.taken = True
+        self._loop.call_soon(turn.reset)
+        self._batch.append(text)
+        self._urgent = True
 
     def flush_before_wait(self) -> None:
         """The application is about to wait for an answer: write now, unless that was done
@@ -372,7 +417,7 @@ class WsConnection(asyncio.Protocol):
         self.flush()
         if not self._flush_soon:
             self._flush_soon = True
-            asyncio.get_running_loop().call_soon(self._end_of_turn)
+            self._loop.call_soon(self._end_of_turn)
 
     def _end_of_turn(self) -> None:
         self._flush_soon = False
@@ -422,8 +467,7 @@ class WsConnection(asyncio.Protocol):
             return
         socket.write(frame(OP_CLOSE, _close_payload(code, reason), self.client))
         # the peer answers with its close frame, then the connection ends; if not, drop it
-        loop = asyncio.get_running_loop()
-        self._close_timer = loop.call_later(CLOSE_TIMEOUT, socket.abort)
+        self._close_timer = self._loop.call_later(CLOSE_TIMEOUT, socket.abort)
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed."""

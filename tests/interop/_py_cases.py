@@ -322,7 +322,7 @@ class FrameLog:
 
     def __init__(self, transport: Any) -> None:
         self.events: list[tuple[str, str]] = []
-        for name in ("send", "send_lazy"):
+        for name in ("send", "send_lazy", "send_soon"):
             if hasattr(transport, name):
                 setattr(transport, name, self._logged_send(getattr(transport, name)))
         deliver = getattr(transport, "_deliver", None)
