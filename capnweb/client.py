@@ -5,6 +5,8 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Generic, TypeVar, cast, overload
 
+import aiohttp
+
 from ._codec import Limits
 from .errors import RpcError
 from .session import SendErrorHook, Session, Transport
@@ -30,6 +32,7 @@ class Connection(Generic[S]):
         limits: Limits | None = None,
         on_send_error: SendErrorHook | None = None,
         headers: dict[str, str] | None = None,
+        http: aiohttp.ClientSession | None = None,
     ) -> None:
         self.url = url
         self.stub_type = stub_type
@@ -37,6 +40,7 @@ class Connection(Generic[S]):
         self._limits = limits
         self._on_send_error = on_send_error
         self._headers = headers
+        self._http = http
         self.session: Session | None = None
         self.transport: Transport | None = None
 
@@ -57,7 +61,7 @@ class Connection(Generic[S]):
             conn.attach(self.session.feed, self.session.disconnected)
             return self._main_stub(self.session)
         elif scheme in ("http", "https"):
-            transport = BatchClientTransport(self.url, headers=self._headers)
+            transport = BatchClientTransport(self.url, self._http, self._headers)
         else:
             raise ValueError(f"unsupported URL scheme {scheme!r}: use ws, wss, http or https")
         self.transport = transport
@@ -108,7 +112,9 @@ def connect(url: str, stub_type: Any = RpcStub, /, **options: Any) -> Connection
     HTTP batch). ``async with connect(url) as api:`` gives the server's main stub.
 
     Options: ``main`` (what the server may call back), ``limits``, ``on_send_error``,
-    ``headers`` (sent with the HTTP request or the WebSocket handshake).
+    ``headers`` (sent with the HTTP request or the WebSocket handshake), ``http`` (an aiohttp
+    ``ClientSession`` for the batch's POST; by default the batches of an event loop share one,
+    reusing keep-alive connections).
 
     Opening a WebSocket raises OSError when the connection fails, RpcDisconnectedError when the
     server does not accept the WebSocket, TimeoutError after ``OPEN_TIMEOUT`` seconds.

@@ -18,7 +18,7 @@ import gc
 import json
 import math
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +28,7 @@ from typing import Any
 from capnweb import RpcError, RpcTarget, Session, Stats, memory_pair
 from capnweb.transports.memory import MemoryTransport
 
-__all__ = ["CLEAN", "ScriptedPeer", "SessionPair", "frames", "settle_transports"]
+__all__ = ["CLEAN", "ScriptedPeer", "SessionPair", "eventually", "frames", "settle_transports"]
 
 CLEAN = Stats(1, 1)
 """What a session's stats() read when only the two main-capability entries are left."""
@@ -38,6 +38,19 @@ QUIET_TURNS = 20
 
 MAX_TURNS = 5000
 """Upper bound on loop turns spent in one settle()."""
+
+EVENTUALLY_S = 5.0
+"""Seconds eventually() waits for its condition."""
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    """Let the loop run until ``condition()`` holds (at most EVENTUALLY_S seconds)."""
+
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(poll(), EVENTUALLY_S)
 
 
 def frames(sent: list[str]) -> list[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import warnings
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from helpers import CLEAN, Counter, SessionPair, recording_peer
+from helpers import CLEAN, Counter, SessionPair, eventually, recording_peer
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
@@ -27,6 +28,7 @@ from capnweb import (
     current_session,
     memory_pair,
 )
+from capnweb.transports import http_batch
 from capnweb.transports.http_batch import BatchClientTransport
 
 pytestmark = pytest.mark.timeout(20)
@@ -322,6 +324,83 @@ async def test_batch_session_ends_after_the_response() -> None:
         assert isinstance(conn.transport, BatchClientTransport)
         assert conn.transport.requests == 1
         await conn.close()
+
+
+@asynccontextmanager
+async def batch_server_seeing_peers() -> AsyncIterator[tuple[str, list[Any]]]:
+    """An aiohttp app serving Api at /rpc: (URL, the client address and the X-Client header
+    of every request, in order)."""
+    seen: list[Any] = []
+
+    @web.middleware
+    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+        assert request.transport is not None
+        seen.append((request.transport.get_extra_info("peername"), request.headers.get("X-Client")))
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    app = web.Application(middlewares=[record])
+    capnweb.mount(app, "/rpc", Api)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/rpc", seen
+    finally:
+        await runner.cleanup()
+
+
+async def test_batches_reuse_one_keep_alive_connection() -> None:
+    async with batch_server_seeing_peers() as (url, seen):
+        for i in range(3):
+            async with capnweb.connect(url) as api:
+                assert await api.square(i) == i * i
+        assert len(seen) == 3
+        assert len({peer for peer, _ in seen}) == 1
+
+
+async def test_the_shared_http_client_closes_when_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http_batch, "KEEPALIVE", 0.05)
+    loop = asyncio.get_running_loop()
+    async with batch_server_seeing_peers() as (url, seen):
+        async with capnweb.connect(url) as api:
+            assert await api.square(2) == 4
+        pool = http_batch._pools[loop]
+        await eventually(lambda: pool.http.closed)
+        assert loop not in http_batch._pools
+        async with capnweb.connect(url) as api:  # a new client for the next batch
+            assert await api.square(3) == 9
+        assert http_batch._pools[loop] is not pool
+        assert len({peer for peer, _ in seen}) == 2
+
+
+async def test_asyncio_run_closes_the_shared_http_client() -> None:
+    async with batch_server_seeing_peers() as (url, _):
+
+        async def client() -> Any:
+            async with capnweb.connect(url) as api:
+                assert await api.square(4) == 16
+            return http_batch._pools[asyncio.get_running_loop()]
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pool = await asyncio.wait_for(asyncio.to_thread(asyncio.run, client()), 10)
+            gc.collect()
+        assert pool.http.closed
+        assert pool.loop not in http_batch._pools
+        assert [str(w.message) for w in caught] == []
+
+
+async def test_batch_uses_the_given_http_client() -> None:
+    async with (
+        batch_server_seeing_peers() as (url, seen),
+        aiohttp.ClientSession(headers={"X-Client": "mine"}) as http,
+    ):
+        async with capnweb.connect(url, http=http) as api:
+            assert await api.square(5) == 25
+        assert not http.closed  # it belongs to the caller
+        assert [client for _, client in seen] == ["mine"]
+        assert asyncio.get_running_loop() not in http_batch._pools
 
 
 async def test_batch_get_is_405() -> None:

@@ -23,7 +23,7 @@ from itertools import pairwise
 from typing import Any, cast
 
 import pytest
-from helpers import Counter, recording_peer
+from helpers import Counter, eventually, recording_peer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect as ws_connect
@@ -469,16 +469,6 @@ async def connected() -> AsyncIterator[tuple[Served, capnweb.Connection[Any], Rp
             yield s, conn, api
         finally:
             await asyncio.wait_for(conn.close(), WAIT)
-
-
-async def eventually(condition: Callable[[], bool]) -> None:
-    """Let the loop run until ``condition()`` holds (at most WAIT seconds)."""
-
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0)
-
-    await asyncio.wait_for(poll(), WAIT)
 
 
 class CountingSocket(asyncio.Transport):

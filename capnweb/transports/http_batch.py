@@ -4,12 +4,16 @@ Client: every message sent until the event loop has gone one full turn without n
 is joined by ``\\n`` and POSTed once; the response lines are the peer's messages, after which
 the session ends ("Batch RPC request ended."). Server: the request lines are fed in order, the
 response is sent once every pulled promise has settled, and the session is then shut down.
+
+Unless given an aiohttp ``ClientSession``, the batches of one event loop share one, so a batch
+reuses the keep-alive connection of the one before, as ``fetch`` does (see :class:`_Pool`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -17,7 +21,86 @@ import aiohttp
 from .._tasks import spawn
 from ..errors import RpcDisconnectedError, RpcError
 
-__all__ = ["BatchClientTransport", "BatchServerTransport"]
+__all__ = ["KEEPALIVE", "BatchClientTransport", "BatchServerTransport"]
+
+KEEPALIVE = 4.0
+"""Seconds an idle connection of the shared HTTP client is kept for the next batch. Below the
+5 s that Node's HTTP server keeps one, so a batch is not sent on a connection being closed."""
+
+
+class _Pool:
+    """The aiohttp client shared by the batches of one event loop.
+
+    It is closed once no batch used it for ``KEEPALIVE`` seconds, and when the loop shuts down
+    its async generators (``asyncio.run()`` does, on the way out), so nothing is left open.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE),
+            cookie_jar=aiohttp.DummyCookieJar(),  # batches stay independent of each other
+        )
+        self.loop = loop
+        self.busy = 0
+        self.last_used = loop.time()
+        self._timer: asyncio.TimerHandle | None = None
+        self._keeper: AsyncGenerator[None, None] | None = None
+
+    async def start(self) -> None:
+        # An async generator suspended in its ``try``: the loop's shutdown_asyncgens() closes
+        # it, which runs the ``finally`` while the loop can still close connections. Kept
+        # here: the loop holds it weakly.
+        self._keeper = keeper = self._until_closed()
+        await anext(keeper)
+
+    async def _until_closed(self) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            self._keeper = None
+            if _pools.get(self.loop) is self:
+                del _pools[self.loop]
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            await self.http.close()
+
+    def release(self) -> None:
+        """A batch is done with the client."""
+        self.busy -= 1
+        self.last_used = self.loop.time()
+        if self._timer is None and self._keeper is not None:
+            self._timer = self.loop.call_later(KEEPALIVE, self._check_idle)
+
+    def _check_idle(self) -> None:
+        self._timer = None
+        wait = KEEPALIVE
+        if not self.busy:
+            wait -= self.loop.time() - self.last_used
+            if wait <= 0:
+                spawn(self.close())
+                return
+        self._timer = self.loop.call_later(wait, self._check_idle)
+
+    async def close(self) -> None:
+        """Close the client and its connections; the next batch starts a new one."""
+        keeper = self._keeper
+        if keeper is not None:
+            await keeper.aclose()
+
+
+_pools: dict[asyncio.AbstractEventLoop, _Pool] = {}
+
+
+async def _shared_http() -> _Pool:
+    """The running loop's shared client, started if there is none."""
+    loop = asyncio.get_running_loop()
+    pool = _pools.get(loop)
+    if pool is None:
+        pool = _pools[loop] = _Pool(loop)
+        await pool.start()
+    pool.busy += 1
+    return pool
 
 
 class BatchClientTransport:
@@ -32,7 +115,6 @@ class BatchClientTransport:
         self.url = url
         self.headers = {"Content-Type": "text/plain;charset=UTF-8", **(headers or {})}
         self._http = http
-        self._own_http = http is None
         self._out: list[str] = []
         self._inbox: asyncio.Queue[str | BaseException] = asyncio.Queue()
         self._scheduled = False
@@ -63,12 +145,15 @@ class BatchClientTransport:
     async def _post(self) -> None:
         body = "\n".join(self._out)
         self._out = []
+        pool: _Pool | None = None
         try:
-            if self._http is None:
-                self._http = aiohttp.ClientSession()
+            http = self._http
+            if http is None:
+                pool = await _shared_http()
+                http = pool.http
             self.requests += 1
             data = io.BytesIO(body.encode())
-            async with self._http.post(self.url, data=data, headers=self.headers) as r:
+            async with http.post(self.url, data=data, headers=self.headers) as r:
                 if not 200 <= r.status < 300:
                     raise RpcError(f"RPC request failed: {r.status} {r.reason}")
                 text = await r.text()
@@ -80,12 +165,8 @@ class BatchClientTransport:
                 e = RpcDisconnectedError(f"RPC request failed: {e}")
             self._inbox.put_nowait(e)
         finally:
-            await self._close_http()
-
-    async def _close_http(self) -> None:
-        if self._own_http and self._http is not None:
-            http, self._http = self._http, None
-            await http.close()
+            if pool is not None:
+                pool.release()
 
     async def receive(self) -> str:
         item = await self._inbox.get()
@@ -96,8 +177,6 @@ class BatchClientTransport:
 
     def abort(self, reason: BaseException) -> None:
         self._flushed = True
-        if self._task is None and self._own_http and self._http is not None:
-            spawn(self._close_http())
 
     async def wait_closed(self) -> None:
         """Wait for the POST (if any) to finish."""
