@@ -6,8 +6,10 @@ Usage: python benchmarks/run.py [--quick | --smoke] [--pairs py-py,ts-ts,py-ts,t
 
 A *pair* is ``client-server``: ``py`` is this project (``benchmarks/workloads.py`` and
 ``benchmarks/server.py``), ``ts`` the official capnweb package (``benchmarks/js/``). Every
-figure is the median of ``--runs`` measured runs (after one warm-up run) of one client process;
-servers listen on 127.0.0.1 (free ports) and are stopped by PID. The table goes to stdout and
+figure is the median of ``--runs`` measured runs (after one warm-up run) of one client process
+per pair; the pairs' clients take their runs in turn (run 1 of every pair, then run 2, ...), so
+a slow minute of a shared machine falls on all of them. Servers listen on 127.0.0.1 (free
+ports) and are stopped by PID. The table goes to stdout and
 the whole result, runs included, to ``benchmarks/results/latest.json``.
 """
 
@@ -17,10 +19,12 @@ import argparse
 import json
 import os
 import platform
+import select
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -208,10 +212,27 @@ def server_command(lang: str, loop: str) -> tuple[list[str], Path]:
     return [*PIN, "node", "--expose-gc", "--import", "./setup.mjs", "server.mjs"], JS
 
 
-def client_command(lang: str, loop: str) -> tuple[list[str], Path]:
+def client_command(
+    lang: str, loop: str, w: Workload, srv: Server | None, *extra: str
+) -> tuple[list[str], Path]:
+    """The command line running workload ``w`` against ``srv``, and its directory."""
     if lang == "py":
-        return [*PIN, python(), str(BENCH / "workloads.py"), "--loop", loop], ROOT
-    return [*PIN, "node", "--import", "./setup.mjs", "client.mjs"], JS
+        argv, cwd = [*PIN, python(), str(BENCH / "workloads.py"), "--loop", loop], ROOT
+    else:
+        argv, cwd = [*PIN, "node", "--import", "./setup.mjs", "client.mjs"], JS
+    argv += ["--workload", w.name, "--params", json.dumps(w.params), *extra]
+    if w.transport != "-":
+        argv += ["--transport", w.transport]
+    if srv is not None:
+        argv += ["--url", srv.url, "--echo-url", srv.echo_url, "--stats-url", srv.stats_url]
+    return argv, cwd
+
+
+def popen(argv: list[str], cwd: Path, stdin: Any, stderr: Any) -> subprocess.Popen[str]:
+    """A benchmark process whose stdout is read as text."""
+    return subprocess.Popen(
+        argv, cwd=cwd, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, text=True
+    )
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
@@ -231,15 +252,7 @@ def stop(proc: subprocess.Popen[str]) -> None:
 @contextmanager
 def server(lang: str, loop: str) -> Iterator[Server]:
     """A benchmark server of language ``lang`` on free ports, stopped when the block ends."""
-    argv, cwd = server_command(lang, loop)
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    proc = popen(*server_command(lang, loop), subprocess.DEVNULL, subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + SERVER_START_S
         line = ""
@@ -271,13 +284,7 @@ def run_client(
     timeout: float,
 ) -> list[dict[str, float]]:
     """Runs one client process; returns its measured runs."""
-    argv, cwd = client_command(lang, loop)
-    argv += ["--workload", w.name, "--params", json.dumps(w.params)]
-    argv += ["--runs", str(runs), "--warmup", str(warmup)]
-    if w.transport != "-":
-        argv += ["--transport", w.transport]
-    if srv is not None:
-        argv += ["--url", srv.url, "--echo-url", srv.echo_url, "--stats-url", srv.stats_url]
+    argv, cwd = client_command(lang, loop, w, srv, "--runs", str(runs), "--warmup", str(warmup))
     proc = subprocess.run(
         argv,
         cwd=cwd,
@@ -291,6 +298,47 @@ def run_client(
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     result: list[dict[str, float]] = out["runs"]
     return result
+
+
+class GatedClient:
+    """A client process started with ``--gate 1``: it does one run (warm-up or measured) per
+    line written to its stdin and prints that run's figures as it ends."""
+
+    def __init__(self, lang: str, loop: str, w: Workload, srv: Server | None) -> None:
+        # as many runs as the suite asks for, one per line
+        gated = ("--gate", "1", "--runs", "1000000", "--warmup", "0")
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed by stop()
+        self.proc = popen(*client_command(lang, loop, w, srv, *gated), subprocess.PIPE, self.stderr)
+
+    def run(self, timeout: float) -> dict[str, float]:
+        """One run: its figures, or an error if the client fails or takes over ``timeout``."""
+        proc = self.proc
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # it exited: reported below
+        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        if not ready:
+            raise TimeoutError(f"no result within {timeout:.0f} s")
+        line = proc.stdout.readline()
+        if not line:
+            proc.wait(timeout=5)
+            self.stderr.seek(0)
+            raise RuntimeError(f"client exited ({proc.returncode}):\n{self.stderr.read()[-3000:]}")
+        result: dict[str, float] = json.loads(line)["run"]
+        return result
+
+    def stop(self) -> None:
+        """Close its stdin (it exits after the run in progress), else stop it by PID."""
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except (BrokenPipeError, subprocess.TimeoutExpired):
+            stop(self.proc)
+        self.stderr.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,40 +381,66 @@ def measure(
     deadline = time.monotonic() + budget
     shared: dict[str, Server] = {}
     stack: list[Any] = []
+
+    def shared_server(lang: str) -> Server:
+        if lang not in shared:
+            cm = server(lang, loop)
+            shared[lang] = cm.__enter__()
+            stack.append(cm)
+        return shared[lang]
+
+    def record(w: Workload, pair: str, got: list[dict[str, float]]) -> None:
+        for metric, _ in w.metrics:
+            values = rows[(w.label, w.transport, metric)].runs.setdefault(pair, [])
+            values += [r[metric] for r in got if metric in r]
+
+    def fail(w: Workload, pair: str, e: BaseException) -> None:
+        _record_error(rows, w, pair, f"{type(e).__name__}: {e}")
+        print(f"    {pair} failed: {e}", file=sys.stderr, flush=True)
+
     try:
         for w in ws:
-            for pair in pairs:
-                if pair not in w.pairs:
-                    continue
-                client, server_lang = pair.split("-")
-                tag = f"{w.label} {pair}"
-                if time.monotonic() > deadline:
+            pairs_here = [p for p in pairs if p in w.pairs]
+            if time.monotonic() > deadline:
+                for pair in pairs_here:
                     _record_error(rows, w, pair, "skipped: time budget exhausted")
-                    continue
-                left = max(5.0, deadline - time.monotonic())
-                print(f"  {tag} ...", file=sys.stderr, flush=True)
-                try:
-                    if not w.server:
-                        got = run_client(client, loop, w, None, runs, warmup, min(timeout, left))
-                    elif w.fresh_server:
-                        got = []
+                continue
+            print(f"  {w.label}: {', '.join(pairs_here)} ...", file=sys.stderr, flush=True)
+            if w.fresh_server:  # a new server (and client) per run: nothing to interleave
+                for pair in pairs_here:
+                    client, server_lang = pair.split("-")
+                    try:
                         for _ in range(runs):
+                            left = max(5.0, deadline - time.monotonic())
                             with server(server_lang, loop) as srv:
-                                got += run_client(client, loop, w, srv, 1, 0, min(timeout, left))
-                    else:
-                        if server_lang not in shared:
-                            cm = server(server_lang, loop)
-                            shared[server_lang] = cm.__enter__()
-                            stack.append(cm)
-                        srv = shared[server_lang]
-                        got = run_client(client, loop, w, srv, runs, warmup, min(timeout, left))
-                except Exception as e:  # one failure must not lose the rest of the table
-                    _record_error(rows, w, pair, f"{type(e).__name__}: {e}")
-                    print(f"    failed: {e}", file=sys.stderr, flush=True)
-                    continue
-                for metric, _ in w.metrics:
-                    values = [r[metric] for r in got if metric in r]
-                    rows[(w.label, w.transport, metric)].runs[pair] = values
+                                record(w, pair, run_client(client, loop, w, srv, 1, 0, left))
+                    except Exception as e:  # one failure must not lose the rest of the table
+                        fail(w, pair, e)
+                continue
+            clients: dict[str, GatedClient] = {}
+            try:
+                for pair in pairs_here:
+                    client, server_lang = pair.split("-")
+                    try:
+                        target = shared_server(server_lang) if w.server else None
+                        clients[pair] = GatedClient(client, loop, w, target)
+                        for _ in range(warmup):
+                            clients[pair].run(min(timeout, max(5.0, deadline - time.monotonic())))
+                    except Exception as e:
+                        fail(w, pair, e)
+                        clients.pop(pair, None)
+                for _ in range(runs):
+                    for pair, c in list(clients.items()):
+                        try:
+                            left = max(5.0, deadline - time.monotonic())
+                            record(w, pair, [c.run(min(timeout, left))])
+                        except Exception as e:
+                            fail(w, pair, e)
+                            c.stop()
+                            del clients[pair]
+            finally:
+                for c in clients.values():
+                    c.stop()
     finally:
         for cm in reversed(stack):
             cm.__exit__(None, None, None)

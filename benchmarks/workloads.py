@@ -382,9 +382,19 @@ WORKLOADS: dict[str, Callable[[Bench], Awaitable[Result]]] = {
 async def run(args: argparse.Namespace) -> list[Result]:
     bench = Bench(args)
     workload = WORKLOADS[args.workload]
-    for _ in range(args.warmup):
-        await workload(bench)
-    return [await workload(bench) for _ in range(args.runs)]
+    results: list[Result] = []
+    loop = asyncio.get_running_loop()
+    for i in range(args.warmup + args.runs):
+        # --gate 1: each run starts on a line from stdin and reports as it ends, so the suite
+        # can take the runs of several clients in turn (see benchmarks/run.py)
+        if args.gate and not await loop.run_in_executor(None, sys.stdin.readline):
+            break
+        result = await workload(bench)
+        if i >= args.warmup:
+            results.append(result)
+        if args.gate:
+            print(json.dumps({"run": result, "warmup": i < args.warmup}), flush=True)
+    return results
 
 
 def run_loop(main: Callable[[], Awaitable[Any]], loop: str) -> Any:
@@ -407,6 +417,7 @@ def main() -> None:
     parser.add_argument("--params", default="{}")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--gate", type=int, default=0, help="1: one run per line read on stdin")
     parser.add_argument("--loop", default="asyncio", choices=("asyncio", "uvloop"))
     args = parser.parse_args()
     runs = run_loop(lambda: run(args), args.loop)

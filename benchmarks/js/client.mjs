@@ -3,17 +3,21 @@
 //
 // Usage: node --import ./setup.mjs client.mjs --workload NAME [--transport ws|batch]
 //            [--url http://127.0.0.1:N/rpc] [--echo-url ws://127.0.0.1:M] [--stats-url URL]
-//            [--params JSON] [--runs R] [--warmup W]
+//            [--params JSON] [--runs R] [--warmup W] [--gate 1]
+//
+// --gate 1: each run (warm-up runs too) starts on a line read from stdin and prints
+// {"run": {...}, "warmup": bool} as it ends, so the suite can take several clients' runs in turn.
 //
 // The workloads and their parameters mirror benchmarks/workloads.py exactly (same data, same
 // counts); see benchmarks/README.md.
 
 import { performance } from "node:perf_hooks";
+import readline from "node:readline";
 import { WebSocket } from "ws";
 import { deserialize, newHttpBatchRpcSession, newWebSocketRpcSession, serialize } from "capnweb";
 
 function parseArgs(argv) {
-  const args = { transport: "ws", params: "{}", runs: "3", warmup: "1" };
+  const args = { transport: "ws", params: "{}", runs: "3", warmup: "1", gate: "0" };
   for (let i = 0; i < argv.length; i += 2) {
     if (!argv[i].startsWith("--")) throw new Error(`unexpected argument ${argv[i]}`);
     args[argv[i].slice(2).replace(/-/g, "_")] = argv[i + 1];
@@ -21,6 +25,7 @@ function parseArgs(argv) {
   args.params = JSON.parse(args.params);
   args.runs = Number(args.runs);
   args.warmup = Number(args.warmup);
+  args.gate = args.gate === "1";
   return args;
 }
 
@@ -332,8 +337,15 @@ const WORKLOADS = {
 
 const workload = WORKLOADS[args.workload];
 if (!workload) throw new Error(`unknown workload ${args.workload}`);
-for (let i = 0; i < args.warmup; i++) await workload();
+const gate = args.gate ? readline.createInterface({ input: process.stdin }) : null;
+const lines = gate ? gate[Symbol.asyncIterator]() : null;
 const runs = [];
-for (let i = 0; i < args.runs; i++) runs.push(await workload());
+for (let i = 0; i < args.warmup + args.runs; i++) {
+  if (lines && (await lines.next()).done) break;
+  const result = await workload();
+  if (i >= args.warmup) runs.push(result);
+  if (lines) console.log(JSON.stringify({ run: result, warmup: i < args.warmup }));
+}
+gate?.close();
 console.log(JSON.stringify({ runs }));
 process.exit(0);
