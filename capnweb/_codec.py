@@ -179,6 +179,10 @@ try:  # pragma: no cover - exercised whichever way the environment is
 except ImportError:  # pragma: no cover
     _c = None  # type: ignore[assignment]
 
+COMPILED: Final = _c
+"""``capnweb._speedups`` if it is built and not turned off, else None (the WebSocket framing
+uses it too)."""
+
 _json_dumps = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
 ).encode

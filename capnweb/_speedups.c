@@ -7,11 +7,17 @@
  *
  * _codec.setup() passes the Python side in once; until then (or after enable(False)) every
  * entry point calls its pure-Python counterpart.
+ *
+ * Also here: WebSocket framing for capnweb/transports/_ws.py (ws_frame, ws_frames), which
+ * keeps its pure-Python forms for when this module is not built.
  */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
 
 #ifndef CAPNWEB_SOURCE_HASH
 #define CAPNWEB_SOURCE_HASH ""
@@ -1512,6 +1518,192 @@ sp_enable(PyObject *module, PyObject *on)
     Py_RETURN_NONE;
 }
 
+/* -- WebSocket framing (RFC 6455 section 5.2) */
+
+/* dst = src XOR the repeated 4-byte key, n bytes (dst and src may not overlap) */
+static void
+mask_copy(unsigned char *dst, const unsigned char *src, Py_ssize_t n, const unsigned char key[4])
+{
+    uint64_t k8;
+    unsigned char pattern[8] = {key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]};
+    memcpy(&k8, pattern, 8);
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, src + i, 8);
+        w ^= k8;
+        memcpy(dst + i, &w, 8);
+    }
+    for (; i < n; i++) {
+        dst[i] = src[i] ^ key[i & 3];
+    }
+}
+
+static int
+check_nargs(Py_ssize_t nargs, Py_ssize_t want, const char *usage)
+{
+    if (nargs == want) {
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "%s takes %zd arguments, not %zd", usage, want, nargs);
+    return -1;
+}
+
+/* ws_frame(opcode, data, key): one final frame carrying data; key is the 32-bit masking key
+   of a client's frame, or -1 for a server's unmasked frame. */
+static PyObject *
+sp_ws_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (check_nargs(nargs, 3, "ws_frame(opcode, data, key)") < 0) {
+        return NULL;
+    }
+    long opcode = PyLong_AsLong(args[0]);
+    long long key = PyLong_AsLongLong(args[2]);
+    if ((opcode == -1 || key == -1) && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (opcode < 0 || opcode > 15 || key < -1 || key > 0xFFFFFFFFLL) {
+        PyErr_SetString(PyExc_ValueError, "ws_frame(): opcode or key out of range");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Py_ssize_t n = view.len;
+    int masked = key >= 0;
+    Py_ssize_t head = n < 126 ? 2 : (n < 65536 ? 4 : 10);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, head + (masked ? 4 : 0) + n);
+    if (out == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(out);
+    unsigned char mask_bit = masked ? 0x80 : 0;
+    p[0] = (unsigned char)(0x80 | opcode);
+    if (n < 126) {
+        p[1] = (unsigned char)(mask_bit | n);
+    }
+    else if (n < 65536) {
+        p[1] = mask_bit | 126;
+        p[2] = (unsigned char)(n >> 8);
+        p[3] = (unsigned char)n;
+    }
+    else {
+        p[1] = mask_bit | 127;
+        for (int i = 0; i < 8; i++) {
+            p[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
+        }
+    }
+    p += head;
+    if (masked) {
+        unsigned char k[4] = {(unsigned char)(key >> 24), (unsigned char)(key >> 16),
+                              (unsigned char)(key >> 8), (unsigned char)key};
+        memcpy(p, k, 4);
+        mask_copy(p + 4, (const unsigned char *)view.buf, n, k);
+    }
+    else {
+        memcpy(p, view.buf, n);
+    }
+    PyBuffer_Release(&view);
+    return out;
+}
+
+/* ws_frames(buf, masked, max_size): the complete ordinary frames at the start of buf, as
+   ([(opcode, payload), ...], the position after them). Ordinary: final text, binary, close,
+   ping or pong frames, no reserved bits, masked exactly when ``masked``, control frames of at
+   most 125 bytes, at most max_size bytes. The first other frame (unfinished, fragmented, or
+   one to refuse) ends the scan; the Python parser takes it from there. */
+static PyObject *
+sp_ws_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (check_nargs(nargs, 3, "ws_frames(buf, masked, max_size)") < 0) {
+        return NULL;
+    }
+    int masked = PyObject_IsTrue(args[1]);
+    int overflow = 0;
+    long long max_size = PyLong_AsLongLongAndOverflow(args[2], &overflow);
+    if (masked < 0 || (max_size == -1 && PyErr_Occurred())) {
+        return NULL;
+    }
+    if (overflow > 0) {
+        max_size = LLONG_MAX;
+    }
+    else if (overflow < 0 || max_size < 0) {
+        max_size = 0; /* every frame with a payload goes to the Python parser, which refuses it */
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    const unsigned char *buf = (const unsigned char *)view.buf;
+    Py_ssize_t end = view.len, pos = 0;
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        goto fail;
+    }
+    while (end - pos >= 2) {
+        unsigned char b0 = buf[pos], b1 = buf[pos + 1];
+        int opcode = b0 & 0x0F;
+        int control = opcode >= 8;
+        if ((b0 & 0xF0) != 0x80 || ((b1 & 0x80) != 0) != masked) {
+            break; /* fragmented, reserved bits, or masking the Python parser refuses */
+        }
+        if (!(opcode == 1 || opcode == 2 || opcode == 8 || opcode == 9 || opcode == 10)) {
+            break;
+        }
+        uint64_t length = b1 & 0x7F;
+        Py_ssize_t head = 2;
+        if (length == 126) {
+            if (end - pos < 4) {
+                break;
+            }
+            length = ((uint64_t)buf[pos + 2] << 8) | buf[pos + 3];
+            head = 4;
+        }
+        else if (length == 127) {
+            if (end - pos < 10) {
+                break;
+            }
+            length = 0;
+            for (int i = 0; i < 8; i++) {
+                length = (length << 8) | buf[pos + 2 + i];
+            }
+            head = 10;
+        }
+        if ((control && length > 125) || length > (uint64_t)max_size ||
+            length > (uint64_t)(end - pos)) {
+            break;
+        }
+        Py_ssize_t start = pos + head + (masked ? 4 : 0);
+        if (start + (Py_ssize_t)length > end) {
+            break;
+        }
+        PyObject *payload = PyBytes_FromStringAndSize(masked ? NULL : (const char *)buf + start,
+                                                      (Py_ssize_t)length);
+        if (payload == NULL) {
+            goto fail;
+        }
+        if (masked) {
+            mask_copy((unsigned char *)PyBytes_AS_STRING(payload), buf + start,
+                      (Py_ssize_t)length, buf + start - 4);
+        }
+        PyObject *item = Py_BuildValue("(iN)", opcode, payload);
+        if (item == NULL || PyList_Append(out, item) < 0) {
+            Py_XDECREF(item);
+            goto fail;
+        }
+        Py_DECREF(item);
+        pos = start + (Py_ssize_t)length;
+    }
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(Nn)", out, pos);
+fail:
+    Py_XDECREF(out);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"encode", (PyCFunction)(void (*)(void))sp_encode, METH_FASTCALL | METH_KEYWORDS,
      "encode(value, exporter=None): see capnweb._codec.encode."},
@@ -1526,6 +1718,10 @@ static PyMethodDef methods[] = {
      "loads(text, limits=DEFAULT_LIMITS): see capnweb._codec.loads."},
     {"setup", sp_setup, METH_O, "setup(ns): take the Python side of the codec."},
     {"enable", sp_enable, METH_O, "enable(on): use the compiled walks, or not."},
+    {"ws_frame", (PyCFunction)(void (*)(void))sp_ws_frame, METH_FASTCALL,
+     "ws_frame(opcode, data, key): one final WebSocket frame (key -1: unmasked)."},
+    {"ws_frames", (PyCFunction)(void (*)(void))sp_ws_frames, METH_FASTCALL,
+     "ws_frames(buf, masked, max_size): the ordinary complete frames at the start of buf."},
     {NULL, NULL, 0, NULL},
 };
 

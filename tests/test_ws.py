@@ -23,6 +23,7 @@ from itertools import pairwise
 from typing import Any, cast
 
 import pytest
+from codec_impls import framing_impl  # noqa: F401 (the fixture: compiled and pure framing)
 from helpers import Counter, eventually, recording_peer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,6 +33,7 @@ import capnweb
 import capnweb.client
 import capnweb.server
 from capnweb import RpcDisconnectedError, RpcStub, RpcTarget, Session
+from capnweb.transports import _ws
 from capnweb.transports._ws import (
     OP_BINARY,
     OP_CLOSE,
@@ -46,7 +48,7 @@ from capnweb.transports._ws import (
 )
 from capnweb.transports.websocket import AiohttpWebSocketTransport
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("framing_impl")]
 
 WAIT = 5.0
 """Seconds any single network step may take before the test fails."""
@@ -210,6 +212,17 @@ def test_client_frames_are_masked_with_fresh_keys() -> None:
         assert mask(data[2:6], data[6:]) == payload
     assert len(keys) > 1  # a new random key per frame (RFC 6455 section 5.3)
     assert frame(OP_TEXT, payload, False) == bytes((0x81, len(payload))) + payload
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 125, 126, 65535, 65536])
+@pytest.mark.parametrize("masked", [True, False])
+def test_frame_is_the_frame_built_by_hand(
+    n: int, masked: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_ws, "getrandbits", lambda bits: int.from_bytes(KEY, "big"))
+    data = pattern(n)
+    want = raw_frame(OP_BINARY, data, key=KEY if masked else None)
+    assert frame(OP_BINARY, data, masked) == want
 
 
 def test_server_reader_refuses_unmasked_frames() -> None:

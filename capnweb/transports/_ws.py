@@ -29,6 +29,7 @@ from random import getrandbits
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._codec import COMPILED
 from ..errors import RpcDisconnectedError
 from ._queued import close_reason
 
@@ -83,8 +84,18 @@ except ImportError:  # pragma: no cover - other aiohttp versions
     pass
 
 
+# The compiled forms (capnweb/_speedups.c) of frame() and of FrameReader's scan of ordinary
+# frames; None without the compiled module (or with CAPNWEB_PURE_PYTHON=1).
+_c_frame: Callable[[int, bytes, int], bytes] | None = getattr(COMPILED, "ws_frame", None)
+_c_frames: Callable[[bytes, bool, int], tuple[list[tuple[int, bytes]], int]] | None = getattr(
+    COMPILED, "ws_frames", None
+)
+
+
 def frame(opcode: int, data: bytes, masked: bool) -> bytes:
     """One complete (FIN) frame; a client's frames are masked with a fresh random key."""
+    if _c_frame is not None:
+        return _c_frame(opcode, data, getrandbits(32) if masked else -1)
     n = len(data)
     first = 0x80 | opcode
     mask_bit = 0x80 if masked else 0
@@ -143,8 +154,12 @@ class FrameReader:
             self._pending = []
         else:
             buf = data
-        out: list[tuple[int, bytes]] = []
+        out: list[tuple[int, bytes]]
         pos = 0
+        if _c_frames is not None and self._fragments is None:
+            out, pos = _c_frames(buf, self.masked, self.max_size)  # the ordinary frames
+        else:
+            out = []
         end = len(buf)
         need = 0  # size of the frame left unfinished (0: its header is incomplete)
         masked = self.masked
