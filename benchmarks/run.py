@@ -6,7 +6,7 @@ Usage: python benchmarks/run.py [--quick | --smoke] [--pairs py-py,ts-ts,py-ts,t
 
 A *pair* is ``client-server``: ``py`` is this project (``benchmarks/workloads.py`` and
 ``benchmarks/server.py``), ``ts`` the official capnweb package (``benchmarks/js/``). Every
-figure is the median of ``--runs`` measured runs (after one warm-up run) of one client process
+figure is the median of ``--runs`` measured runs (after ``--warmup`` runs) of one client process
 per pair; the pairs' clients take their runs in turn (run 1 of every pair, then run 2, ...), so
 a slow minute of a shared machine falls on all of them. Servers listen on 127.0.0.1 (free
 ports) and are stopped by PID. The table goes to stdout and
@@ -538,6 +538,12 @@ def main() -> int:
         help="run every server and client on this one CPU (taskset): no cross-CPU wake-ups",
     )
     parser.add_argument("--out", default=str(BENCH / "results" / "latest.json"))
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=5,
+        help="unmeasured runs first, in each client process (Node's JIT needs a few)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="per client process")
     parser.add_argument("--budget", type=float, default=3600.0, help="for the whole run")
     args = parser.parse_args()
@@ -548,7 +554,7 @@ def main() -> int:
     if args.loop == "auto":
         args.loop = "uvloop" if _importable("uvloop") else "asyncio"
     runs = args.runs or (1 if args.smoke else 3)
-    warmup = 0 if args.smoke else 1
+    warmup = 0 if args.smoke else args.warmup
     pairs = [p for p in args.pairs.split(",") if p]
     unknown = set(pairs) - set(PAIRS)
     if unknown:
