@@ -4,8 +4,7 @@ Usage: python benchmarks/server.py [--loop asyncio|uvloop]
 Listens on 127.0.0.1 with free ports and prints one JSON line once ready:
 ``{"rpc_port": N, "echo_port": M, "pid": P}``.
 
-- ``/rpc``: the aiohttp handler that ``capnweb.serve`` and ``capnweb.mount`` route to
-  (``capnweb.server.Endpoint``), one ``BenchTarget`` per session; POSTs are counted.
+- ``/rpc``: ``capnweb.serve``, one ``BenchTarget`` per session; POSTs are counted.
 - ``/stats``: GET ``{"posts", "cpu_s", "rss", "peak_rss"}`` (cpu_s: CPU seconds used so far);
   ``?gc=1`` collects garbage first, ``?reset_peak=1`` resets the peak RSS (Linux
   ``/proc/self/clear_refs``) after reading it.
@@ -35,7 +34,6 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 
 import capnweb
-from capnweb.server import Endpoint
 from capnweb.transports.websocket import MAX_FRAME
 
 
@@ -75,14 +73,14 @@ def memory() -> dict[str, int]:
 
 async def main() -> None:
     posts = 0
-    app = web.Application(client_max_size=MAX_FRAME)
-    endpoint = Endpoint(BenchTarget)
 
-    async def rpc(request: web.Request) -> web.StreamResponse:
+    @web.middleware
+    async def count_posts(request: web.Request, handler: Any) -> web.StreamResponse:
         nonlocal posts
         if request.method == "POST":
             posts += 1
-        return await endpoint(request)
+        response: web.StreamResponse = await handler(request)
+        return response
 
     async def stats(request: web.Request) -> web.StreamResponse:
         if request.query.get("gc") == "1":
@@ -95,13 +93,10 @@ async def main() -> None:
                 pass  # not Linux, or not permitted: the peak stays the lifetime peak
         return web.json_response(result)
 
-    app.router.add_route("*", "/rpc", rpc)
+    app = web.Application(client_max_size=MAX_FRAME, middlewares=[count_posts])
     app.router.add_get("/stats", stats)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rpc_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    server = await capnweb.serve(BenchTarget, "127.0.0.1", 0, "/rpc", app=app)
+    rpc_port = server.port
 
     async def echo(ws: ServerConnection) -> None:
         async for message in ws:
@@ -119,8 +114,7 @@ async def main() -> None:
     )
     await stop.wait()
     echo_server.close()
-    endpoint.shutdown()
-    await runner.cleanup()
+    await server.close()
 
 
 if __name__ == "__main__":

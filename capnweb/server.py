@@ -1,9 +1,11 @@
 """Serving capabilities: WebSocket upgrades and HTTP batch POSTs on one path.
 
-``serve()`` runs an aiohttp server on its own; ``mount()`` adds the endpoint to an existing
-aiohttp application; ``serve_websocket()`` runs a WebSocket-only server on ``websockets``.
-Each WebSocket connection and each batch POST is its own session, whose main capability is
-made by calling ``main()``.
+``serve()`` runs a server of its own: it answers WebSocket upgrades of its path itself and
+hands every other request to aiohttp (the batch POSTs, and the routes of an ``app`` given to
+it); ``mount()`` adds the endpoint to an aiohttp application served elsewhere;
+``serve_websocket()`` runs a WebSocket-only server on ``websockets``. Each WebSocket
+connection and each batch POST is its own session, whose main capability is made by calling
+``main()``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from websockets.asyncio.server import serve as ws_serve
 
 from ._codec import Limits
 from .session import SendErrorHook, Session
+from .transports._ws import ServerHandshake, WsConnection
 from .transports.http_batch import BatchServerTransport
 from .transports.websocket import (
     MAX_FRAME,
@@ -70,24 +73,36 @@ class Endpoint:
             status=405, text="This endpoint only accepts POST or WebSocket requests."
         )
 
+    def accept(self, conn: WsConnection) -> Session:
+        """Start a session on a WebSocket connection whose opening handshake is done; it is
+        among :attr:`sessions` until the connection closes."""
+        session = self._session(conn, False)
+        self.sessions.add(session)
+        conn.on_closed(lambda: self.sessions.discard(session))
+        conn.attach(session.feed, session.disconnected)
+        return session
+
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, autoping=True, compress=False)
         await ws.prepare(request)
         # Hand the connection to a WsConnection (messages handled as they arrive); aiohttp's
         # own WebSocket only when that is not possible.
         conn = adopt_aiohttp(ws, request)
-        transport = conn if conn is not None else AiohttpWebSocketTransport(ws)
-        session = self._session(transport, conn is None)
         if conn is not None:
-            conn.attach(session.feed, session.disconnected)
+            self.accept(conn)
+            try:
+                await conn.wait_closed()
+            finally:
+                release_aiohttp(ws)
+            return ws
+        transport = AiohttpWebSocketTransport(ws)
+        session = self._session(transport, True)
         self.sessions.add(session)
         try:
             await session.wait_closed()
             await transport.wait_closed()
         finally:
             self.sessions.discard(session)
-            if conn is not None:
-                release_aiohttp(ws)
         return ws
 
     async def _batch(self, request: web.Request) -> web.StreamResponse:
@@ -131,8 +146,19 @@ def mount(
 class Server:
     """A running server; ``async with`` it, or ``await close()``."""
 
-    def __init__(self, runner: web.AppRunner, endpoint: Endpoint, host: str, port: int, path: str):
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        endpoint: Endpoint,
+        host: str,
+        port: int,
+        path: str,
+        listener: asyncio.AbstractServer | None = None,
+        handshakes: set[ServerHandshake] | None = None,
+    ):
         self._runner = runner
+        self._listener = listener
+        self._handshakes = handshakes if handshakes is not None else set()
         self.endpoint = endpoint
         self.host = host
         self.port = port
@@ -149,7 +175,12 @@ class Server:
         return f"ws://{self.host}:{self.port}{self.path}"
 
     async def close(self) -> None:
-        """End every session and stop listening."""
+        """Stop listening and end every session."""
+        if self._listener is not None:
+            self._listener.close()
+        for handshake in list(self._handshakes):
+            if handshake.transport is not None:
+                handshake.transport.close()
         sessions = list(self.endpoint.sessions)
         self.endpoint.shutdown()
         # Let each WebSocket finish its closing handshake before the server stops reading.
@@ -208,12 +239,16 @@ def serve(
     *,
     limits: Limits | None = None,
     on_send_error: SendErrorHook | None = None,
+    app: web.Application | None = None,
 ) -> Starting:
     """Serve ``main()`` (called once per session) at ``http://host:port/path``: WebSocket
     upgrades and HTTP batch POSTs. ``await`` the result for the running :class:`Server`, or
     use ``async with serve(...) as server:``. Port 0 picks a free port (``Server.port``).
+
+    ``app``: an aiohttp application (not started yet) whose other routes are served beside
+    the endpoint, on the same port.
     """
-    return Starting(_serve(main, host, port, path, limits, on_send_error))
+    return Starting(_serve(main, host, port, path, limits, on_send_error, app))
 
 
 async def _serve(
@@ -223,17 +258,28 @@ async def _serve(
     path: str,
     limits: Limits | None,
     on_send_error: SendErrorHook | None,
+    app: web.Application | None,
 ) -> Server:
-    app = web.Application(client_max_size=MAX_FRAME)
+    if app is None:
+        app = web.Application(client_max_size=MAX_FRAME)
     endpoint = mount(app, path, main, limits=limits, on_send_error=on_send_error)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    actual = sockets[0].getsockname()[1] if sockets else port
-    return Server(runner, endpoint, host, actual, path)
+    aiohttp_handler = runner.server
+    assert aiohttp_handler is not None  # set by setup()
+    handshakes: set[ServerHandshake] = set()
+
+    def connection() -> ServerHandshake:
+        # An upgrade of ``path`` becomes a session here; aiohttp handles everything else.
+        return ServerHandshake(path, endpoint.accept, aiohttp_handler, MAX_FRAME, handshakes)
+
+    try:
+        listener = await asyncio.get_running_loop().create_server(connection, host, port)
+    except BaseException:
+        await runner.cleanup()
+        raise
+    actual = listener.sockets[0].getsockname()[1] if listener.sockets else port
+    return Server(runner, endpoint, host, actual, path, listener, handshakes)
 
 
 async def serve_websocket(

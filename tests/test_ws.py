@@ -6,7 +6,9 @@
   writes, releases in order, both ends closing, abort reasons in the close frame;
 - a raw peer against ``serve()``: ping, close handshake, invalid frames (1002, 1007, 1009);
 - the client's opening handshake against small hand-written servers;
-- ``serve()`` falling back to aiohttp's own WebSocket when it cannot take the connection over.
+- the server's opening handshake in ``serve()``, and every other request going to aiohttp;
+- ``mount()``: aiohttp's handshake, then the connection taken over, or aiohttp's own WebSocket
+  when it cannot be.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from itertools import pairwise
 from typing import Any, cast
 
 import pytest
+from aiohttp import web
 from codec_impls import framing_impl  # noqa: F401 (the fixture: compiled and pure framing)
 from helpers import Counter, eventually, recording_peer
 from hypothesis import HealthCheck, given, settings
@@ -456,8 +459,19 @@ class Served:
         return session
 
 
+async def mounted(main: Callable[[], Any]) -> capnweb.Server:
+    """``mount()`` on an aiohttp app served by aiohttp's own TCPSite, as a Server."""
+    app = web.Application()
+    endpoint = capnweb.mount(app, "/rpc", main)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return capnweb.Server(runner, endpoint, "127.0.0.1", runner.addresses[0][1], "/rpc")
+
+
 @asynccontextmanager
-async def served() -> AsyncIterator[Served]:
+async def served(mount: bool = False) -> AsyncIterator[Served]:
+    """``serve()``, or with ``mount``: the endpoint in an aiohttp app (aiohttp's handshake)."""
     apis: list[Api] = []
 
     def make() -> Api:
@@ -465,7 +479,7 @@ async def served() -> AsyncIterator[Served]:
         apis.append(api)
         return api
 
-    server = await capnweb.serve(make, "127.0.0.1", 0)
+    server = await (mounted(make) if mount else capnweb.serve(make, "127.0.0.1", 0))
     try:
         yield Served(server, apis)
     finally:
@@ -601,8 +615,9 @@ async def expect_close(raw: RawClient, code: int) -> None:
     assert await raw.at_eof()
 
 
-async def test_calls_over_wsconnection_on_both_sides() -> None:
-    async with served() as s:
+@pytest.mark.parametrize("mount", [False, True], ids=["serve", "mount"])
+async def test_calls_over_wsconnection_on_both_sides(mount: bool) -> None:
+    async with served(mount) as s:
         conn = capnweb.connect(s.server.ws_url)
         api = await asyncio.wait_for(conn.open(), WAIT)
         assert await api.square(7) == 49
@@ -714,8 +729,9 @@ async def test_a_release_alone_is_still_sent() -> None:
         await asyncio.wait_for(s.apis[0].counters[0].released.wait(), WAIT)
 
 
-async def test_client_close_ends_the_server_session() -> None:
-    async with served() as s:
+@pytest.mark.parametrize("mount", [False, True], ids=["serve", "mount"])
+async def test_client_close_ends_the_server_session(mount: bool) -> None:
+    async with served(mount) as s:
         conn = capnweb.connect(s.server.ws_url)
         api = await conn.open()
         await api.hold(lambda x: x)
@@ -732,14 +748,15 @@ async def test_client_close_ends_the_server_session() -> None:
         await eventually(lambda: not s.server.endpoint.sessions)
 
 
-async def test_server_close_ends_the_client_session() -> None:
+@pytest.mark.parametrize("mount", [False, True], ids=["serve", "mount"])
+async def test_server_close_ends_the_client_session(mount: bool) -> None:
     apis: list[Api] = []
 
     def make() -> Api:
         apis.append(Api())
         return apis[-1]
 
-    server = await capnweb.serve(make, "127.0.0.1", 0)
+    server = await (mounted(make) if mount else capnweb.serve(make, "127.0.0.1", 0))
     try:
         conn = capnweb.connect(server.ws_url)
         api = await conn.open()
@@ -863,15 +880,232 @@ async def test_oversized_frame_closes_with_1009_from_its_header() -> None:
         await expect_close(raw, 1009)
 
 
-async def test_whole_frames_sent_with_the_upgrade_request_are_handled() -> None:
-    # a client may not send before the 101; serve() copes when whole frames came early
+@pytest.mark.parametrize("mount", [False, True], ids=["serve", "mount"])
+async def test_whole_frames_sent_with_the_upgrade_request_are_handled(mount: bool) -> None:
+    # a client may not send before the 101; the server copes when whole frames came early
     async with (
-        served() as s,
+        served(mount) as s,
         RawClient.open(s.server.port, s.server.path, first=call(1, "square", 6)) as raw,
     ):
         assert await raw.read_frame() == (OP_TEXT, b'["resolve",1,36]')
         await raw.send(call(2, "square", 7))
         assert await raw.read_frame() == (OP_TEXT, b'["resolve",2,49]')
+
+
+# -- serve(): the server's opening handshake; every other request goes to aiohttp
+
+
+def upgrade_request(target: str = "/rpc", *, version: str = "13", key: str = "") -> bytes:
+    key = key or base64.b64encode(b"0123456789abcdef").decode()
+    return (
+        f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        f"Sec-WebSocket-Version: {version}\r\n\r\n"
+    ).encode()
+
+
+async def status_of(port: int, request: bytes) -> str:
+    """The status code the server answers ``request`` with, on a new connection."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), WAIT)
+    try:
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+        return head.split(b" ", 2)[1].decode()
+    finally:
+        writer.close()
+
+
+async def test_serve_routes_requests_other_than_an_upgrade_of_its_path_to_aiohttp() -> None:
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hello")
+
+    app = web.Application()
+    app.router.add_get("/hello", hello)
+    async with capnweb.serve(Api, app=app) as server:
+        port = server.port
+        assert await status_of(port, upgrade_request()) == "101"
+        assert await status_of(port, upgrade_request("/rpc?token=1")) == "101"
+        assert await status_of(port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n") == "200"
+        assert await status_of(port, b"GET /rpc HTTP/1.1\r\nHost: x\r\n\r\n") == "405"
+        assert await status_of(port, upgrade_request("/elsewhere")) == "404"
+        # not an upgrade this server takes: aiohttp's WebSocket answers it (and refuses)
+        assert await status_of(port, upgrade_request(version="99")) == "400"
+        assert await status_of(port, upgrade_request(key="short")) == "400"
+        too_long = b"GET /rpc HTTP/1.1\r\nX-Big: " + b"b" * _ws.MAX_HEAD + b"\r\n\r\n"
+        assert await status_of(port, too_long) == "400"  # aiohttp's header size limit
+        async with capnweb.connect(server.url) as api:  # HTTP batch on the same path
+            assert await asyncio.wait_for(api.square(5), WAIT) == 25
+        async with capnweb.connect(server.ws_url) as api:
+            assert await asyncio.wait_for(api.square(6), WAIT) == 36
+
+
+async def test_serve_keeps_no_task_per_websocket_and_forgets_a_dropped_one() -> None:
+    async with served() as s:
+        tasks = len(asyncio.all_tasks())
+        async with (
+            RawClient.open(s.server.port, s.server.path) as a,
+            RawClient.open(s.server.port, s.server.path) as b,
+        ):
+            await a.send(call(1, "square", 2))
+            await b.send(call(1, "square", 3))
+            assert await a.read_frame() == (OP_TEXT, b'["resolve",1,4]')
+            assert await b.read_frame() == (OP_TEXT, b'["resolve",1,9]')
+            assert len(s.server.endpoint.sessions) == 2
+            assert len(asyncio.all_tasks()) == tasks  # aiohttp keeps two per connection
+            a.writer.transport.abort()  # no close frame: the connection just drops
+            await eventually(lambda: len(s.server.endpoint.sessions) == 1)
+            await asyncio.wait_for(s.apis[0].ended, WAIT)
+
+
+async def test_a_connection_that_sends_no_request_is_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_ws, "HEAD_TIMEOUT", 0.05)
+    async with served() as s:
+        reader, writer = await asyncio.open_connection("127.0.0.1", s.server.port)
+        try:
+            writer.write(b"GET /rpc HTTP/1.1\r\n")  # and never the rest
+            assert await asyncio.wait_for(reader.read(), WAIT) == b""
+        finally:
+            writer.close()
+
+
+async def test_server_close_closes_connections_still_in_their_handshake() -> None:
+    async with served() as s:
+        reader, writer = await asyncio.open_connection("127.0.0.1", s.server.port)
+        try:
+            writer.write(b"GET /rpc HTTP/1.1\r\n")
+            await eventually(lambda: bool(s.server._handshakes))
+            await asyncio.wait_for(s.server.close(), WAIT)
+            assert await asyncio.wait_for(reader.read(), WAIT) == b""
+        finally:
+            writer.close()
+
+
+class FakeSocket(asyncio.Transport):
+    """A server connection's transport, driven by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+        self.protocol: asyncio.BaseProtocol | None = None
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview[Any]) -> None:
+        self.written += bytes(data)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        assert self.protocol is not None
+        return self.protocol
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+class Fallback(asyncio.Protocol):
+    """Stands in for aiohttp's request handler: records what it is given."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.BaseTransport | None = None
+        self.data = b""
+        self.eof = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        return False
+
+
+class Handshaking:
+    """A ServerHandshake on a FakeSocket, with what it accepted or handed over."""
+
+    def __init__(self) -> None:
+        self.accepted: list[WsConnection] = []
+        self.fallbacks: list[Fallback] = []
+        self.pending: set[_ws.ServerHandshake] = set()
+        self.socket = FakeSocket()
+        self.handshake = _ws.ServerHandshake(
+            "/rpc", self.accepted.append, self.fallback, 1 << 20, self.pending
+        )
+        self.socket.set_protocol(self.handshake)
+        self.handshake.connection_made(self.socket)
+
+    def fallback(self) -> Fallback:
+        self.fallbacks.append(Fallback())
+        return self.fallbacks[-1]
+
+    def feed(self, data: bytes) -> None:
+        protocol = self.socket.get_protocol()
+        assert isinstance(protocol, asyncio.Protocol)
+        protocol.data_received(data)
+
+
+async def test_an_upgrade_arriving_a_byte_at_a_time_is_answered_at_its_last_byte() -> None:
+    h = Handshaking()
+    request = upgrade_request()
+    for i in range(len(request) - 1):
+        h.feed(request[i : i + 1])
+        assert not h.accepted and not h.fallbacks and h.socket.written == b""
+    assert h.pending
+    h.feed(request[-1:] + call(1, "square", 4))
+    (conn,) = h.accepted
+    assert not h.pending and not h.fallbacks
+    assert h.socket.written.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    accept = base64.b64encode(hashlib.sha1(b"MDEyMzQ1Njc4OWFiY2RlZg==" + GUID).digest())
+    assert b"\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n" in h.socket.written
+    assert h.socket.get_protocol() is conn
+    delivered: list[str] = []
+    conn.attach(delivered.append, lambda e: None)
+    # the frames that came right behind the request
+    assert [json.loads(m) for m in delivered] == [
+        ["push", ["pipeline", 0, ["square"], [4]]],
+        ["pull", 1],
+    ]
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b"POST /rpc HTTP/1.1\r\n"],  # not a GET: handed over at once
+        [b"G", b"X"],
+        [b"GET /rpc HTTP/1.0\r\nUpgrade: websocket\r\n\r\n"],
+        [upgrade_request("/rpc2")],
+        [upgrade_request().replace(b"Upgrade: websocket", b"Upgrade: h2c")],
+        [upgrade_request().replace(b"keep-alive, Upgrade", b"keep-alive")],
+        [upgrade_request().replace(b"\r\n\r\n", b"\r\nContent-Length: 0\r\n\r\n")],
+        [b"GET /rpc HTTP/1.1\r\n", b"X: " + b"x" * _ws.MAX_HEAD],
+    ],
+    ids=["post", "not-get", "http-1.0", "other-path", "h2c", "no-upgrade", "body", "too-long"],
+)
+async def test_anything_else_goes_to_the_fallback_with_every_byte(chunks: list[bytes]) -> None:
+    h = Handshaking()
+    for chunk in chunks:
+        h.feed(chunk)
+    (fallback,) = h.fallbacks
+    assert fallback.data == b"".join(chunks)
+    assert fallback.transport is h.socket and h.socket.get_protocol() is fallback
+    assert not h.accepted and not h.pending and h.socket.written == b""
+    h.feed(b"more")
+    assert fallback.data.endswith(b"more")
+
+
+async def test_an_end_of_stream_inside_the_head_goes_to_the_fallback() -> None:
+    h = Handshaking()
+    h.feed(b"GET /rpc HTTP/1.1\r\nHost")
+    h.handshake.eof_received()
+    (fallback,) = h.fallbacks
+    assert fallback.data == b"GET /rpc HTTP/1.1\r\nHost" and fallback.eof
 
 
 # -- the client's opening handshake
@@ -1096,7 +1330,7 @@ async def test_client_refuses_masked_server_frames_with_1002(when: str) -> None:
         await asyncio.wait_for(conn.close(), WAIT)
 
 
-# -- the fallback: aiohttp's own WebSocket
+# -- mount(): when the connection cannot be taken over, aiohttp's own WebSocket
 
 
 async def test_fallback_to_aiohttp_websocket(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1104,7 +1338,7 @@ async def test_fallback_to_aiohttp_websocket(monkeypatch: pytest.MonkeyPatch) ->
         return None
 
     monkeypatch.setattr(capnweb.server, "adopt_aiohttp", no_adoption)
-    async with served() as s:
+    async with served(mount=True) as s:
         conn = capnweb.connect(s.server.ws_url)
         api = await conn.open()
         assert await api.square(9) == 81

@@ -1,7 +1,7 @@
 """WebSocket transports: one text frame per message.
 
 ``WebSocketTransport`` adapts a connection of the ``websockets`` library (client or server);
-``AiohttpWebSocketTransport`` adapts an aiohttp ``WebSocketResponse``; ``serve()`` uses it only
+``AiohttpWebSocketTransport`` adapts an aiohttp ``WebSocketResponse``; ``mount()`` uses it only
 when it cannot hand the connection to the faster ``WsConnection`` (see :func:`adopt_aiohttp`).
 """
 
