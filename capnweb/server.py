@@ -246,7 +246,8 @@ def serve(
     use ``async with serve(...) as server:``. Port 0 picks a free port (``Server.port``).
 
     ``app``: an aiohttp application (not started yet) whose other routes are served beside
-    the endpoint, on the same port.
+    the endpoint, on the same port. WebSocket upgrades of ``path`` are answered without
+    aiohttp, unless the app has middlewares: then they see every request.
     """
     return Starting(_serve(main, host, port, path, limits, on_send_error, app))
 
@@ -273,8 +274,11 @@ async def _serve(
         # An upgrade of ``path`` becomes a session here; aiohttp handles everything else.
         return ServerHandshake(path, endpoint.accept, aiohttp_handler, MAX_FRAME, handshakes)
 
+    # The app's middlewares (authentication, say) must see every request: then aiohttp
+    # takes every connection, and WebSocket upgrades are taken over after its handshake.
+    factory: Callable[[], asyncio.Protocol] = aiohttp_handler if app.middlewares else connection
     try:
-        listener = await asyncio.get_running_loop().create_server(connection, host, port)
+        listener = await asyncio.get_running_loop().create_server(factory, host, port)
     except BaseException:
         await runner.cleanup()
         raise

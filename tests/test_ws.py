@@ -939,6 +939,29 @@ async def test_serve_routes_requests_other_than_an_upgrade_of_its_path_to_aiohtt
             assert await asyncio.wait_for(api.square(6), WAIT) == 36
 
 
+async def test_an_apps_middleware_sees_websocket_upgrades_too() -> None:
+    seen: list[str] = []
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        seen.append(request.method)
+        if request.headers.get("Authorization") != "Bearer ok":
+            raise web.HTTPUnauthorized()
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async with capnweb.serve(Api, app=web.Application(middlewares=[guard])) as server:
+        with pytest.raises(RpcDisconnectedError, match="401"):
+            await asyncio.wait_for(capnweb.connect(server.ws_url).open(), WAIT)
+        conn = capnweb.connect(server.ws_url, headers={"Authorization": "Bearer ok"})
+        api = await asyncio.wait_for(conn.open(), WAIT)
+        assert await asyncio.wait_for(api.square(4), WAIT) == 16
+        (session,) = server.endpoint.sessions
+        assert isinstance(session._transport, WsConnection)  # taken over after the handshake
+        await asyncio.wait_for(conn.close(), WAIT)
+        assert seen == ["GET", "GET"]
+
+
 async def test_serve_keeps_no_task_per_websocket_and_forgets_a_dropped_one() -> None:
     async with served() as s:
         tasks = len(asyncio.all_tasks())
