@@ -1,11 +1,11 @@
 """Serving capabilities: WebSocket upgrades and HTTP batch POSTs on one path.
 
-``serve()`` runs a server of its own: it answers WebSocket upgrades of its path itself and
-hands every other request to aiohttp (the batch POSTs, and the routes of an ``app`` given to
-it); ``mount()`` adds the endpoint to an aiohttp application served elsewhere;
-``serve_websocket()`` runs a WebSocket-only server on ``websockets``. Each WebSocket
-connection and each batch POST is its own session, whose main capability is made by calling
-``main()``.
+``serve()`` runs a server of its own: it answers WebSocket upgrades and plain batch POSTs of
+its path itself and hands every other request to aiohttp (the routes of an ``app`` given to
+it, and whatever HTTP it does not read itself); ``mount()`` adds the endpoint to an aiohttp
+application served elsewhere; ``serve_websocket()`` runs a WebSocket-only server on
+``websockets``. Each WebSocket connection and each batch POST is its own session, whose main
+capability is made by calling ``main()``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from websockets.asyncio.server import serve as ws_serve
 
 from ._codec import Limits
 from .session import SendErrorHook, Session
-from .transports._ws import ServerHandshake, WsConnection
+from .transports._front import Front
+from .transports._ws import WsConnection
 from .transports.http_batch import BatchServerTransport
 from .transports.websocket import (
     MAX_FRAME,
@@ -68,7 +69,7 @@ class Endpoint:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request)
         if request.method == "POST":
-            return await self._batch(request)
+            return await self._batch_request(request)
         return web.Response(
             status=405, text="This endpoint only accepts POST or WebSocket requests."
         )
@@ -105,8 +106,12 @@ class Endpoint:
             self.sessions.discard(session)
         return ws
 
-    async def _batch(self, request: web.Request) -> web.StreamResponse:
-        body = await request.text()
+    async def _batch_request(self, request: web.Request) -> web.StreamResponse:
+        text = await self.batch(await request.text())
+        return web.Response(text=text, content_type="text/plain")
+
+    async def batch(self, body: str) -> str:
+        """Run one HTTP batch: the request body's messages in, the response body out."""
         transport = BatchServerTransport()
         session = self._session(transport, False)
         self.sessions.add(session)
@@ -121,7 +126,7 @@ class Endpoint:
         finally:
             session.shutdown()
             self.sessions.discard(session)
-        return web.Response(text="\n".join(transport.out), content_type="text/plain")
+        return "\n".join(transport.out)
 
     def shutdown(self) -> None:
         """End every live session."""
@@ -154,11 +159,11 @@ class Server:
         port: int,
         path: str,
         listener: asyncio.AbstractServer | None = None,
-        handshakes: set[ServerHandshake] | None = None,
+        fronts: set[Front] | None = None,
     ):
         self._runner = runner
         self._listener = listener
-        self._handshakes = handshakes if handshakes is not None else set()
+        self._fronts = fronts if fronts is not None else set()
         self.endpoint = endpoint
         self.host = host
         self.port = port
@@ -178,9 +183,9 @@ class Server:
         """Stop listening and end every session."""
         if self._listener is not None:
             self._listener.close()
-        for handshake in list(self._handshakes):
-            if handshake.transport is not None:
-                handshake.transport.close()
+        for front in list(self._fronts):
+            if front.transport is not None:
+                front.transport.close()
         sessions = list(self.endpoint.sessions)
         self.endpoint.shutdown()
         # Let each WebSocket finish its closing handshake before the server stops reading.
@@ -246,8 +251,8 @@ def serve(
     use ``async with serve(...) as server:``. Port 0 picks a free port (``Server.port``).
 
     ``app``: an aiohttp application (not started yet) whose other routes are served beside
-    the endpoint, on the same port. WebSocket upgrades of ``path`` are answered without
-    aiohttp, unless the app has middlewares: then they see every request.
+    the endpoint, on the same port. The requests of ``path`` are answered without aiohttp,
+    unless the app has middlewares or ``on_response_prepare`` hooks: then they see them all.
     """
     return Starting(_serve(main, host, port, path, limits, on_send_error, app))
 
@@ -268,22 +273,24 @@ async def _serve(
     await runner.setup()
     aiohttp_handler = runner.server
     assert aiohttp_handler is not None  # set by setup()
-    handshakes: set[ServerHandshake] = set()
+    fronts: set[Front] = set()
 
-    def connection() -> ServerHandshake:
-        # An upgrade of ``path`` becomes a session here; aiohttp handles everything else.
-        return ServerHandshake(path, endpoint.accept, aiohttp_handler, MAX_FRAME, handshakes)
+    def connection() -> Front:
+        # Upgrades and batch POSTs of ``path`` are handled here; aiohttp handles the rest.
+        return Front(path, endpoint.accept, endpoint.batch, aiohttp_handler, MAX_FRAME, fronts)
 
-    # The app's middlewares (authentication, say) must see every request: then aiohttp
-    # takes every connection, and WebSocket upgrades are taken over after its handshake.
-    factory: Callable[[], asyncio.Protocol] = aiohttp_handler if app.middlewares else connection
+    # The app's middlewares (authentication, say) and response hooks (CORS headers, say) must
+    # see every request: then aiohttp takes every connection, and WebSocket upgrades are taken
+    # over after its handshake.
+    through_aiohttp = bool(app.middlewares) or bool(app.on_response_prepare)
+    factory: Callable[[], asyncio.Protocol] = aiohttp_handler if through_aiohttp else connection
     try:
         listener = await asyncio.get_running_loop().create_server(factory, host, port)
     except BaseException:
         await runner.cleanup()
         raise
     actual = listener.sockets[0].getsockname()[1] if listener.sockets else port
-    return Server(runner, endpoint, host, actual, path, listener, handshakes)
+    return Server(runner, endpoint, host, actual, path, listener, fronts)
 
 
 async def serve_websocket(

@@ -14,6 +14,7 @@ frame in sending order. ``await pair.settle()`` lets the loop turn until nothing
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
 import json
 import math
@@ -303,3 +304,13 @@ def assert_exact(got: Any, want: Any) -> None:
         assert_exact(got.props, want.props)
     else:
         assert got == want
+
+
+def upgrade_request(target: str = "/rpc", *, version: str = "13", key: str = "") -> bytes:
+    """A WebSocket upgrade request as a client sends it (a fixed key unless ``key``)."""
+    key = key or base64.b64encode(b"0123456789abcdef").decode()
+    return (
+        f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        f"Sec-WebSocket-Version: {version}\r\n\r\n"
+    ).encode()

@@ -24,10 +24,11 @@ from contextlib import asynccontextmanager
 from itertools import pairwise
 from typing import Any, cast
 
+import aiohttp
 import pytest
 from aiohttp import web
 from codec_impls import framing_impl  # noqa: F401 (the fixture: compiled and pure framing)
-from helpers import Counter, eventually, recording_peer
+from helpers import Counter, eventually, recording_peer, upgrade_request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect as ws_connect
@@ -36,7 +37,7 @@ import capnweb
 import capnweb.client
 import capnweb.server
 from capnweb import RpcDisconnectedError, RpcStub, RpcTarget, Session
-from capnweb.transports import _ws
+from capnweb.transports import _front, _ws
 from capnweb.transports._ws import (
     OP_BINARY,
     OP_CLOSE,
@@ -895,15 +896,6 @@ async def test_whole_frames_sent_with_the_upgrade_request_are_handled(mount: boo
 # -- serve(): the server's opening handshake; every other request goes to aiohttp
 
 
-def upgrade_request(target: str = "/rpc", *, version: str = "13", key: str = "") -> bytes:
-    key = key or base64.b64encode(b"0123456789abcdef").decode()
-    return (
-        f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-        f"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-        f"Sec-WebSocket-Version: {version}\r\n\r\n"
-    ).encode()
-
-
 async def status_of(port: int, request: bytes) -> str:
     """The status code the server answers ``request`` with, on a new connection."""
     reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), WAIT)
@@ -931,7 +923,7 @@ async def test_serve_routes_requests_other_than_an_upgrade_of_its_path_to_aiohtt
         # not an upgrade this server takes: aiohttp's WebSocket answers it (and refuses)
         assert await status_of(port, upgrade_request(version="99")) == "400"
         assert await status_of(port, upgrade_request(key="short")) == "400"
-        too_long = b"GET /rpc HTTP/1.1\r\nX-Big: " + b"b" * _ws.MAX_HEAD + b"\r\n\r\n"
+        too_long = b"GET /rpc HTTP/1.1\r\nX-Big: " + b"b" * _front.MAX_HEAD + b"\r\n\r\n"
         assert await status_of(port, too_long) == "400"  # aiohttp's header size limit
         async with capnweb.connect(server.url) as api:  # HTTP batch on the same path
             assert await asyncio.wait_for(api.square(5), WAIT) == 25
@@ -962,6 +954,28 @@ async def test_an_apps_middleware_sees_websocket_upgrades_too() -> None:
         assert seen == ["GET", "GET"]
 
 
+async def test_batch_posts_keep_their_connection_and_an_apps_response_hook_sees_them() -> None:
+    push = '["push",["pipeline",0,["square"],[3]]]\n["pull",1]'
+    async with capnweb.serve(Api) as server, aiohttp.ClientSession() as http:
+        for _ in range(3):
+            async with http.post(server.url, data=push) as r:
+                assert r.status == 200 and await r.text() == '["resolve",1,9]'
+        assert len(server._fronts) == 1  # one connection, kept for the next request
+
+    async def cors(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+
+    app = web.Application()
+    app.on_response_prepare.append(cors)
+    async with (
+        capnweb.serve(Api, app=app) as server,
+        aiohttp.ClientSession() as http,
+        http.post(server.url, data=push) as r,
+    ):
+        assert await r.text() == '["resolve",1,9]'
+        assert r.headers["Access-Control-Allow-Origin"] == "*"
+
+
 async def test_serve_keeps_no_task_per_websocket_and_forgets_a_dropped_one() -> None:
     async with served() as s:
         tasks = len(asyncio.all_tasks())
@@ -983,7 +997,7 @@ async def test_serve_keeps_no_task_per_websocket_and_forgets_a_dropped_one() -> 
 async def test_a_connection_that_sends_no_request_is_closed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_ws, "HEAD_TIMEOUT", 0.05)
+    monkeypatch.setattr(_front, "HEAD_TIMEOUT", 0.05)
     async with served() as s:
         reader, writer = await asyncio.open_connection("127.0.0.1", s.server.port)
         try:
@@ -998,137 +1012,11 @@ async def test_server_close_closes_connections_still_in_their_handshake() -> Non
         reader, writer = await asyncio.open_connection("127.0.0.1", s.server.port)
         try:
             writer.write(b"GET /rpc HTTP/1.1\r\n")
-            await eventually(lambda: bool(s.server._handshakes))
+            await eventually(lambda: bool(s.server._fronts))
             await asyncio.wait_for(s.server.close(), WAIT)
             assert await asyncio.wait_for(reader.read(), WAIT) == b""
         finally:
             writer.close()
-
-
-class FakeSocket(asyncio.Transport):
-    """A server connection's transport, driven by hand."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = b""
-        self.protocol: asyncio.BaseProtocol | None = None
-        self.closed = False
-
-    def write(self, data: bytes | bytearray | memoryview[Any]) -> None:
-        self.written += bytes(data)
-
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self.protocol = protocol
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        assert self.protocol is not None
-        return self.protocol
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-
-class Fallback(asyncio.Protocol):
-    """Stands in for aiohttp's request handler: records what it is given."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.BaseTransport | None = None
-        self.data = b""
-        self.eof = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.data += data
-
-    def eof_received(self) -> bool:
-        self.eof = True
-        return False
-
-
-class Handshaking:
-    """A ServerHandshake on a FakeSocket, with what it accepted or handed over."""
-
-    def __init__(self) -> None:
-        self.accepted: list[WsConnection] = []
-        self.fallbacks: list[Fallback] = []
-        self.pending: set[_ws.ServerHandshake] = set()
-        self.socket = FakeSocket()
-        self.handshake = _ws.ServerHandshake(
-            "/rpc", self.accepted.append, self.fallback, 1 << 20, self.pending
-        )
-        self.socket.set_protocol(self.handshake)
-        self.handshake.connection_made(self.socket)
-
-    def fallback(self) -> Fallback:
-        self.fallbacks.append(Fallback())
-        return self.fallbacks[-1]
-
-    def feed(self, data: bytes) -> None:
-        protocol = self.socket.get_protocol()
-        assert isinstance(protocol, asyncio.Protocol)
-        protocol.data_received(data)
-
-
-async def test_an_upgrade_arriving_a_byte_at_a_time_is_answered_at_its_last_byte() -> None:
-    h = Handshaking()
-    request = upgrade_request()
-    for i in range(len(request) - 1):
-        h.feed(request[i : i + 1])
-        assert not h.accepted and not h.fallbacks and h.socket.written == b""
-    assert h.pending
-    h.feed(request[-1:] + call(1, "square", 4))
-    (conn,) = h.accepted
-    assert not h.pending and not h.fallbacks
-    assert h.socket.written.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
-    accept = base64.b64encode(hashlib.sha1(b"MDEyMzQ1Njc4OWFiY2RlZg==" + GUID).digest())
-    assert b"\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n" in h.socket.written
-    assert h.socket.get_protocol() is conn
-    delivered: list[str] = []
-    conn.attach(delivered.append, lambda e: None)
-    # the frames that came right behind the request
-    assert [json.loads(m) for m in delivered] == [
-        ["push", ["pipeline", 0, ["square"], [4]]],
-        ["pull", 1],
-    ]
-
-
-@pytest.mark.parametrize(
-    "chunks",
-    [
-        [b"POST /rpc HTTP/1.1\r\n"],  # not a GET: handed over at once
-        [b"G", b"X"],
-        [b"GET /rpc HTTP/1.0\r\nUpgrade: websocket\r\n\r\n"],
-        [upgrade_request("/rpc2")],
-        [upgrade_request().replace(b"Upgrade: websocket", b"Upgrade: h2c")],
-        [upgrade_request().replace(b"keep-alive, Upgrade", b"keep-alive")],
-        [upgrade_request().replace(b"\r\n\r\n", b"\r\nContent-Length: 0\r\n\r\n")],
-        [b"GET /rpc HTTP/1.1\r\n", b"X: " + b"x" * _ws.MAX_HEAD],
-    ],
-    ids=["post", "not-get", "http-1.0", "other-path", "h2c", "no-upgrade", "body", "too-long"],
-)
-async def test_anything_else_goes_to_the_fallback_with_every_byte(chunks: list[bytes]) -> None:
-    h = Handshaking()
-    for chunk in chunks:
-        h.feed(chunk)
-    (fallback,) = h.fallbacks
-    assert fallback.data == b"".join(chunks)
-    assert fallback.transport is h.socket and h.socket.get_protocol() is fallback
-    assert not h.accepted and not h.pending and h.socket.written == b""
-    h.feed(b"more")
-    assert fallback.data.endswith(b"more")
-
-
-async def test_an_end_of_stream_inside_the_head_goes_to_the_fallback() -> None:
-    h = Handshaking()
-    h.feed(b"GET /rpc HTTP/1.1\r\nHost")
-    h.handshake.eof_received()
-    (fallback,) = h.fallbacks
-    assert fallback.data == b"GET /rpc HTTP/1.1\r\nHost" and fallback.eof
 
 
 # -- the client's opening handshake

@@ -10,9 +10,9 @@ for the next call: that write wakes the idle peer while the application is still
 next call (at most one such early write per loop turn, so a busy process keeps coalescing).
 
 Used by ``connect("ws://...")`` (with its own opening handshake, see :func:`open_client`), by
-``serve()`` (its own server handshake, see :class:`ServerHandshake`; other requests go to
-aiohttp) and by ``mount()`` (aiohttp performs the opening handshake, then the connection's bytes
-are handed to this class, see ``server.py``). Neither side negotiates extensions: frames are
+``serve()`` (its own server handshake, see ``_front.py``) and by ``mount()`` (aiohttp performs
+the opening handshake, then the connection's bytes are handed to this class, see
+``server.py``). Neither side negotiates extensions: frames are
 never compressed.
 """
 
@@ -34,7 +34,7 @@ from .._codec import COMPILED
 from ..errors import RpcDisconnectedError
 from ._queued import close_reason
 
-__all__ = ["FrameReader", "ServerHandshake", "WsConnection", "WsError", "open_client"]
+__all__ = ["FrameReader", "WsConnection", "WsError", "accept_key", "open_client", "parse_head"]
 
 OP_CONTINUATION, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
@@ -515,7 +515,8 @@ def parse_head(head: bytes) -> tuple[list[str], dict[str, str]]:
     return lines[0].split(" "), headers
 
 
-def _has_token(value: str, token: str) -> bool:
+def has_token(value: str, token: str) -> bool:
+    """Whether a comma-separated header value holds ``token`` (lower-case)."""
     return token in (t.strip().lower() for t in value.split(","))
 
 
@@ -546,7 +547,7 @@ class _Handshake(asyncio.Protocol):
             return
         if (
             headers.get("upgrade", "").lower() != "websocket"
-            or not _has_token(headers.get("connection", ""), "upgrade")
+            or not has_token(headers.get("connection", ""), "upgrade")
             or headers.get("sec-websocket-accept", "").encode() != self.expected
         ):
             self._refuse("WebSocket handshake failed: invalid upgrade response")
@@ -619,121 +620,3 @@ async def open_client(
             transport.abort()
             raise
     return conn
-
-
-# -- the server's opening handshake
-
-MAX_HEAD = 16384
-"""A request head longer than this is not sniffed for an upgrade (the fallback gets it)."""
-
-HEAD_TIMEOUT = 75.0
-"""Seconds a new connection may take to send its request head (as aiohttp's keep-alive)."""
-
-_SWITCHING = (
-    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Accept: %s\r\n\r\n"
-)
-
-
-def _upgrade_key(start: list[str], headers: dict[str, str], path: str) -> bytes | None:
-    """The client's key when the head is a well-formed WebSocket upgrade of ``path``."""
-    if (
-        len(start) != 3
-        or start[0] != "GET"
-        or start[2] != "HTTP/1.1"
-        or start[1].partition("?")[0] != path
-        or headers.get("upgrade", "").lower() != "websocket"
-        or not _has_token(headers.get("connection", ""), "upgrade")
-        or headers.get("sec-websocket-version") != "13"
-        or "content-length" in headers
-        or "transfer-encoding" in headers
-    ):
-        return None
-    key = headers.get("sec-websocket-key", "").encode("latin-1")
-    try:
-        if len(base64.b64decode(key, validate=True)) != 16:
-            return None
-    except ValueError:
-        return None
-    return key
-
-
-class ServerHandshake(asyncio.Protocol):
-    """A server connection's first bytes: a WebSocket upgrade request for ``path`` is
-    answered here and the connection becomes a :class:`WsConnection`, passed to ``accept``;
-    any other request, or one this class cannot read, goes with its bytes to the protocol
-    ``fallback()`` returns (an aiohttp request handler, say), which then owns the connection.
-
-    ``pending`` holds the connections still in their handshake (for a server to close them).
-    """
-
-    def __init__(
-        self,
-        path: str,
-        accept: Callable[[WsConnection], object],
-        fallback: Callable[[], asyncio.Protocol],
-        max_size: int,
-        pending: set[ServerHandshake],
-    ) -> None:
-        self._path = path
-        self._accept = accept
-        self._fallback = fallback
-        self._max_size = max_size
-        self._pending = pending
-        self._buf = b""
-        self.transport: asyncio.Transport | None = None
-        self._timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self._pending.add(self)
-        self._timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT, transport.close)
-
-    def _done(self) -> asyncio.Transport:
-        self._pending.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        assert self.transport is not None
-        return self.transport
-
-    def data_received(self, data: bytes) -> None:
-        buf = self._buf + data if self._buf else data
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buf) > MAX_HEAD or not b"GET ".startswith(buf[:4]):
-                self._hand_over(buf)
-            else:
-                self._buf = buf
-            return
-        start, headers = parse_head(buf[:end])
-        key = _upgrade_key(start, headers, self._path)
-        if key is None:
-            self._hand_over(buf)
-            return
-        transport = self._done()
-        transport.write(_SWITCHING % accept_key(key))
-        conn = WsConnection(client=False, max_size=self._max_size)
-        transport.set_protocol(conn)
-        conn.connection_made(transport)
-        self._accept(conn)
-        rest = buf[end + 4 :]
-        if rest:
-            conn.data_received(rest)
-
-    def _hand_over(self, buf: bytes) -> asyncio.Protocol:
-        transport = self._done()
-        protocol = self._fallback()
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)
-        if buf:
-            protocol.data_received(buf)
-        return protocol
-
-    def eof_received(self) -> bool | None:
-        buf, self._buf = self._buf, b""
-        return self._hand_over(buf).eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.transport is not None and self in self._pending:
-            self._done()
