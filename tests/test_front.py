@@ -57,6 +57,7 @@ class FakeSocket(asyncio.Transport):
         self.written = b""
         self.protocol: asyncio.BaseProtocol | None = None
         self.closed = False
+        self.paused = False
 
     def write(self, data: bytes | bytearray | memoryview[Any]) -> None:
         self.written += bytes(data)
@@ -70,6 +71,12 @@ class FakeSocket(asyncio.Transport):
 
     def close(self) -> None:
         self.closed = True
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
 
     def is_closing(self) -> bool:
         return self.closed
@@ -164,6 +171,13 @@ async def test_an_upgrade_arriving_a_byte_at_a_time_is_answered_at_its_last_byte
         [post(b"[]").replace(b"charset=UTF-8", b"charset=latin-1")],
         [post(b"[]").replace(b"Content-Length: 2", b"Content-Length: -2")],
         [b"POST /rpc HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (_front.MAX_BODY + 1)],
+        [post(b"[]").replace(b"Content-Length: 2", b"Content-Length: 2, 2")],
+        [post(b"[]").replace(b"Content-Length:", b"Content-Length :")],
+        [post(b"[]").replace(b"\r\nContent-Length", b"\r\n Content-Length")],
+        [post(b"[]").replace(b"Host: 127.0.0.1", b"Host: a\x00b")],
+        [post(b"[]").replace(b"Host: 127.0.0.1\r\n", b"Host: a\nContent-Length: 0\r\n")],
+        [b"POST /rpc HTTP/1.1\nContent-Length: 2\n\n[]"],
+        [upgrade_request().replace(b"Upgrade: websocket", b"Upgrade : websocket")],
     ],
     ids=[
         "put",
@@ -181,6 +195,13 @@ async def test_an_upgrade_arriving_a_byte_at_a_time_is_answered_at_its_last_byte
         "charset",
         "bad-length",
         "large-body",
+        "two-lengths",
+        "space-before-colon",
+        "folded-line",
+        "nul-in-value",
+        "lf-inside-a-line",
+        "bare-lf",
+        "upgrade-space-before-colon",
     ],
 )
 async def test_anything_else_goes_to_the_fallback_with_every_byte(chunks: list[bytes]) -> None:
@@ -270,3 +291,15 @@ async def test_an_end_of_stream_between_requests_closes_without_the_fallback() -
     h = Handshaking()
     assert not h.handshake.eof_received()
     assert not h.fallbacks
+
+
+async def test_a_client_far_ahead_of_the_answers_is_paused_until_they_catch_up() -> None:
+    h = Handshaking()
+    h.feed(post(b"first"))  # running
+    ahead = b"".join(post(b"%d" % i) for i in range(2000))
+    assert len(ahead) > _front.MAX_HEAD
+    h.feed(ahead)
+    assert h.socket.paused  # no more reading while answers are owed
+    await answered(h, 2001)
+    assert not h.socket.paused
+    assert h.batches == ["first", *(str(i) for i in range(2000))]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
@@ -59,6 +60,18 @@ def _http_date() -> bytes:
         _date_second = now
         _date = formatdate(now, usegmt=True).encode()
     return _date
+
+
+_FIELD = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*")
+
+
+def well_formed(head: bytes) -> bool:
+    """Whether every header line of ``head`` is ``name: value`` by the letter of RFC 9112
+    (no space before the colon, no folded lines, no control characters). Anything looser
+    goes to the fallback, so this module never reads a request differently from aiohttp."""
+    fullmatch = _FIELD.fullmatch
+    lines = head.split(b"\r\n")
+    return all(fullmatch(line) for line in lines[1:])
 
 
 def _target_path(start: list[str], method: str, path: str) -> bool:
@@ -174,10 +187,18 @@ class Front(asyncio.Protocol):
         end = buf.find(b"\r\n\r\n")
         if end < 0:
             head = bytes(buf[:4])
-            if len(buf) > MAX_HEAD or not (b"GET ".startswith(head) or b"POST".startswith(head)):
+            if (
+                len(buf) > MAX_HEAD
+                or not (b"GET ".startswith(head) or b"POST".startswith(head))
+                or b"\n\n" in buf  # lines ended by a bare LF
+            ):
                 self._hand_over()
             return
-        start, headers = parse_head(bytes(buf[:end]))
+        raw = bytes(buf[:end])
+        if not well_formed(raw):
+            self._hand_over()
+            return
+        start, headers = parse_head(raw)
         key = upgrade_key(start, headers, self._path)
         if key is not None:
             self._upgrade(key, bytes(buf[end + 4 :]))
