@@ -183,3 +183,17 @@ async def test_the_example_client_runs(capsys: pytest.CaptureFixture[str]) -> No
     printed = capsys.readouterr().out
     assert "user name: ann" in printed
     assert "users: ['ann', 'bob']" in printed
+
+
+async def test_the_example_server_answers_health_beside_rpc() -> None:
+    import aiohttp
+
+    import capnweb
+    from examples.typed.server import serve
+
+    async with await serve(0) as server:
+        async with capnweb.connect(server.ws_url, ApiStub) as api:
+            assert await asyncio.wait_for(api.square(9), 5) == 81
+        health = server.url.replace("/rpc", "/health")
+        async with aiohttp.ClientSession() as http, http.get(health) as r:
+            assert r.status == 200 and await r.json() == {"ok": True, "users": 0}

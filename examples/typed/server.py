@@ -13,6 +13,8 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
+from aiohttp import web
+
 import capnweb
 from capnweb import RpcTarget
 from examples.typed.api import Api, Counter, Profile, Stats, User
@@ -103,9 +105,16 @@ class ApiImpl(RpcTarget, Api):
 
 
 async def serve(port: int = 0) -> capnweb.Server:
-    """A server for the typed example on 127.0.0.1 (port 0: any free port)."""
+    """A server for the typed example on 127.0.0.1 (port 0: any free port): RPC on ``/rpc``
+    (WebSocket and HTTP batch), and a plain ``GET /health`` beside it on the same port."""
     directory = Directory()
-    return await capnweb.serve(lambda: ApiImpl(directory), "127.0.0.1", port, "/rpc")
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "users": len(directory.users)})
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    return await capnweb.serve(lambda: ApiImpl(directory), "127.0.0.1", port, "/rpc", app=app)
 
 
 async def main(port: int) -> None:
