@@ -25,7 +25,7 @@ import inspect
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from ._codec import PROTO_KEYS
 from ._target import Checked, RpcTarget, dispose_target, get_member
@@ -101,10 +101,17 @@ class Hook:
 class ErrorHook(Hook):
     """A reference that is broken: every use fails with ``error``."""
 
-    __slots__ = ("error",)
+    __slots__ = ("_tb", "error")
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+        self._tb = error.__traceback__
+
+    def _raise(self) -> NoReturn:
+        # Every user gets the error with its own traceback on top of the original one: raised
+        # as is, each raise would add to the same traceback (thousands of awaiting tasks: a
+        # traceback thousands of frames long, and every frame kept alive by it).
+        raise self.error.with_traceback(self._tb)
 
     def call(self, path: Path, args: Payload) -> Hook:
         args.dispose()
@@ -119,10 +126,10 @@ class ErrorHook(Hook):
         return self
 
     async def pull(self) -> Payload:
-        raise self.error
+        self._raise()
 
     def pulled(self) -> Payload | None:
-        raise self.error
+        self._raise()
 
     def dup(self) -> Hook:
         return self

@@ -455,6 +455,20 @@ async def test_receiving_abort_breaks_everything_with_the_decoded_error() -> Non
         api.gate.set()
 
 
+async def test_many_awaiters_of_a_broken_session_each_get_a_short_traceback() -> None:
+    import traceback
+
+    async with SessionPair(Api()) as pair:
+        calls = [pair.main.waitGate() for _ in range(200)]
+        await pair.settle()
+        pair.server.abort(RpcTypeError("going away"))
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert all(isinstance(r, RpcTypeError) for r in results)
+        # the error is shared; its traceback must not grow with every task it is raised in
+        depth = [len(traceback.extract_tb(r.__traceback__)) for r in results[-3:]]
+        assert max(depth) < 10, depth
+
+
 async def test_on_broken_after_the_break_fires_immediately() -> None:
     async with SessionPair(Api()) as pair:
         pair.server.abort(RpcTypeError("nope"))
