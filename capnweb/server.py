@@ -184,8 +184,7 @@ class Server:
         if self._listener is not None:
             self._listener.close()
         for front in list(self._fronts):
-            if front.transport is not None:
-                front.transport.close()
+            front.close()
         sessions = list(self.endpoint.sessions)
         self.endpoint.shutdown()
         # Let each WebSocket finish its closing handshake before the server stops reading.

@@ -303,3 +303,23 @@ async def test_a_client_far_ahead_of_the_answers_is_paused_until_they_catch_up()
     await answered(h, 2001)
     assert not h.socket.paused
     assert h.batches == ["first", *(str(i) for i in range(2000))]
+
+
+async def test_closing_answers_the_batch_being_run_then_closes() -> None:
+    h = Handshaking()
+    h.feed(post(b"running"))
+    h.handshake.close()  # the server is closing
+    assert not h.socket.closed
+    await answered(h, 1)
+    status, headers, body = response(h.socket.written)
+    assert status == b"HTTP/1.1 200 OK" and body == b"RUNNING" and headers["connection"] == "close"
+    assert h.socket.closed and not h.pending
+
+
+async def test_closing_an_idle_connection_closes_it_at_once() -> None:
+    h = Handshaking()
+    h.feed(post(b"done"))
+    await answered(h, 1)
+    assert not h.socket.closed
+    h.handshake.close()
+    assert h.socket.closed and not h.pending

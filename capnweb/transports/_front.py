@@ -148,6 +148,7 @@ class Front(asyncio.Protocol):
         self._busy = False  # a batch is running: later requests wait in the buffer
         self._paused = False
         self._eof = False  # the client has sent everything
+        self._closing = False  # close once the batch being run is answered
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
 
@@ -241,7 +242,7 @@ class Front(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        keep_alive = keep_alive and not (self._eof and not self._buf)
+        keep_alive = keep_alive and not self._closing and not (self._eof and not self._buf)
         close = b"" if keep_alive else b"Connection: close\r\n"
         transport.write(_OK % (len(out), _http_date(), close) + out)
         if not keep_alive:
@@ -254,6 +255,12 @@ class Front(asyncio.Protocol):
             transport.resume_reading()
         if self._buf:
             self._next()
+
+    def close(self) -> None:
+        """Close the connection (the server is closing); a batch being run is answered first."""
+        self._closing = True
+        if not self._busy and self in self._live:
+            self._leave().close()
 
     def _fail(self, status: bytes, text: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
