@@ -249,17 +249,18 @@ class Bench:
             def dec(text: str = text) -> Any:
                 return _codec.decode(_codec.loads(text), fresh=True)  # as a session does
 
-            floors: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
-                "stdlib": (partial(std_dumps, tree), partial(json.loads, text)),
+            ops: dict[str, Callable[[], Any]] = {
+                "encode": enc,
+                "encode_tree": enc_tree,
+                "decode": dec,
+                "stdlib_encode": partial(std_dumps, tree),
+                "stdlib_decode": partial(json.loads, text),
             }
             if orjson is not None:
-                floors["orjson"] = (partial(orjson.dumps, tree), partial(orjson.loads, text))
-            out[f"{name}.encode_mb_s"] = mb(time_op(enc, min_seconds))
-            out[f"{name}.encode_tree_mb_s"] = mb(time_op(enc_tree, min_seconds))
-            out[f"{name}.decode_mb_s"] = mb(time_op(dec, min_seconds))
-            for lib, (dumps, loads) in floors.items():
-                out[f"{name}.{lib}_encode_mb_s"] = mb(time_op(dumps, min_seconds))
-                out[f"{name}.{lib}_decode_mb_s"] = mb(time_op(loads, min_seconds))
+                ops["orjson_encode"] = partial(orjson.dumps, tree)
+                ops["orjson_decode"] = partial(orjson.loads, text)
+            for op, seconds in time_ops(ops, min_seconds).items():
+                out[f"{name}.{op}_mb_s"] = mb(seconds)
             fastest = "orjson" if orjson is not None else "stdlib"
             out[f"{name}.json_encode_mb_s"] = out[f"{name}.{fastest}_encode_mb_s"]
             out[f"{name}.json_decode_mb_s"] = out[f"{name}.{fastest}_decode_mb_s"]
@@ -342,26 +343,29 @@ class Bench:
         return {"bytes_per_session": (after["rss"] - before["rss"]) / n}
 
 
-def time_op(fn: Callable[[], Any], min_seconds: float) -> float:
-    """Seconds per call of ``fn``: the best of a few timed batches within ``min_seconds``."""
+def time_ops(fns: dict[str, Callable[[], Any]], min_seconds: float) -> dict[str, float]:
+    """Seconds per call of each function: the median of its timed batches. The functions'
+    batches are taken in turn, round after round (``min_seconds`` of each in all), so a slow
+    spell of the machine falls on all of them and their ratios hold."""
     perf = time.perf_counter
-    fn()
-    count = 1
-    t0 = perf()
-    fn()
-    one = max(perf() - t0, 1e-7)
-    per_batch = max(1, int(min_seconds / 5 / one))
-    samples: list[float] = []
-    start = perf()
-    while True:
+    per_batch: dict[str, int] = {}
+    for name, fn in fns.items():
+        fn()
         t0 = perf()
-        for _ in range(per_batch):
-            fn()
-        samples.append((perf() - t0) / per_batch)
-        count += per_batch
-        if perf() - start >= min_seconds and len(samples) >= 3:
-            break
-    return statistics.median(samples)
+        fn()
+        per_batch[name] = max(1, int(min_seconds / 5 / max(perf() - t0, 1e-7)))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    start = perf()
+    rounds = 0
+    while rounds < 3 or perf() - start < min_seconds * len(fns):
+        for name, fn in fns.items():
+            n = per_batch[name]
+            t0 = perf()
+            for _ in range(n):
+                fn()
+            samples[name].append((perf() - t0) / n)
+        rounds += 1
+    return {name: statistics.median(times) for name, times in samples.items()}
 
 
 WORKLOADS: dict[str, Callable[[Bench], Awaitable[Result]]] = {
