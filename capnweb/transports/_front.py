@@ -145,6 +145,7 @@ class Front(asyncio.Protocol):
         self._max_size = max_size
         self._live = live
         self._buf = bytearray()
+        self._want = 0  # bytes the buffer must hold before the request can be handled
         self._busy = False  # a batch is running: later requests wait in the buffer
         self._paused = False
         self._eof = False  # the client has sent everything
@@ -177,7 +178,8 @@ class Front(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._buf += data
         if not self._busy:
-            self._next()
+            if len(self._buf) >= self._want:
+                self._next()
         elif len(self._buf) > MAX_HEAD and not self._paused and self.transport is not None:
             self._paused = True  # a client sending ahead of the answers: wait for them
             self.transport.pause_reading()
@@ -210,7 +212,9 @@ class Front(asyncio.Protocol):
             return
         stop = end + 4 + length
         if len(buf) < stop:
-            return  # the rest of the body is on its way
+            self._want = stop  # the rest of the body is on its way: no parsing until it is in
+            return
+        self._want = 0
         body = bytes(buf[end + 4 : stop])
         del buf[:stop]
         self._stop_timer()

@@ -12,8 +12,7 @@ next call (at most one such early write per loop turn, so a busy process keeps c
 Used by ``connect("ws://...")`` (with its own opening handshake, see :func:`open_client`), by
 ``serve()`` (its own server handshake, see ``_front.py``) and by ``mount()`` (aiohttp performs
 the opening handshake, then the connection's bytes are handed to this class, see
-``server.py``). Neither side negotiates extensions: frames are
-never compressed.
+``server.py``). Neither side negotiates extensions: frames are never compressed.
 """
 
 from __future__ import annotations
