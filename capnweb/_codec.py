@@ -73,14 +73,40 @@ MAX_SAFE_INTEGER: Final = 2**53 - 1
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Receiver-side resource limits; the defaults are the TypeScript reference's."""
+    """What one peer may make this side spend; exceeding a limit costs that peer only.
+
+    The first three are the TypeScript reference's (a message over them aborts the session);
+    the others bound the work, memory and time a peer can ask of a server (docs/security.md).
+    """
 
     max_message_size: int = 33_554_432
-    """Largest accepted message, in UTF-16 code units (astral characters count 2)."""
+    """Largest accepted message, in UTF-16 code units (astral characters count 2). A
+    WebSocket frame may hold at most three bytes per unit."""
     max_depth: int = 256
     """Deepest accepted nesting of arrays, objects, error props and call arguments."""
     max_bigint_digits: int = 16_384
     """Longest accepted bigint string, counting a leading ``-``."""
+    max_map_work: int = 100_000
+    """Instructions that the ``map()`` calls of one received message may apply, nested maps
+    included (a list of n elements mapped by k instructions costs n * k). Past it, that map
+    rejects with :class:`RpcLimitError`; the session goes on."""
+    max_session_map_work: int = 1_000_000
+    """The same, summed over the maps that one session has running at once."""
+    max_batch_size: int = 16_777_216
+    """Bytes of an HTTP batch request body; a larger one is answered 413 unread."""
+    batch_timeout: float = 60.0
+    """Seconds an HTTP batch may run; then it is answered with its open calls rejected
+    (an ``abort``) and everything it held is released."""
+    send_high_water: int = 1_048_576
+    """Unsent output bytes of one connection above which the server stops reading that
+    peer (a peer that never reads costs at most about this, plus running calls' results)."""
+    send_low_water: int = 262_144
+    """Unsent output bytes below which a paused peer is read again."""
+
+    @property
+    def max_frame_size(self) -> int:
+        """Largest WebSocket message, in bytes, that can hold a message of the size limit."""
+        return 3 * self.max_message_size
 
 
 DEFAULT_LIMITS: Final = Limits()

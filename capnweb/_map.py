@@ -14,20 +14,114 @@ returned unchanged; any other value runs them once.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import weakref
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from ._codec import DEFAULT_LIMITS, _Encoder, decode
+from ._codec import DEFAULT_LIMITS, Limits, _Encoder, decode
 from ._hooks import ErrorHook, Hook, Path, Payload, PromiseHook, ValueHook, copy_value, follow
 from ._tasks import spawn
 from ._values import undefined
-from .errors import RpcError
+from .errors import RpcError, RpcLimitError
 
 if TYPE_CHECKING:
     from .stubs import RpcPromise, RpcStub
 
-__all__ = ["record_map", "run_map"]
+__all__ = ["MapBudget", "map_budget", "record_map", "run_map"]
+
+TURN_WORK = 2048
+"""Instructions that the maps of one event loop apply in one turn of it: past this, they wait
+for the next turn, so other connections are served in between however many maps run."""
+
+MAP_COST = 100
+"""What running one map costs beside its instructions (its task and its result), counted
+in applied instructions: nested maps are paid for even over short lists."""
+
+
+class MapBudget:
+    """The map work that one received message may cause (``Limits.max_map_work``), drawn
+    also from its session's work in progress (``Limits.max_session_map_work``).
+
+    ``owner`` is the session: it has ``limits`` and ``map_work``, the work of its running
+    maps, given back when the maps of this message have all ended.
+    """
+
+    __slots__ = ("active", "held", "limits", "owner", "spent")
+
+    def __init__(self, owner: Any, limits: Limits) -> None:
+        self.owner = owner
+        self.limits = limits
+        self.spent = 0
+        self.held = 0  # the part of ``spent`` counted in the owner's work in progress
+        self.active = 0  # maps of this message still running
+
+    def charge(self, n: int) -> None:
+        """Count ``n`` instruction applications; raises RpcLimitError past a limit."""
+        self.spent += n
+        self.held += n
+        self.owner.map_work += n
+        limits = self.limits
+        if self.spent > limits.max_map_work:
+            raise RpcLimitError(
+                f"map() would apply more than max_map_work ({limits.max_map_work}) "
+                "instructions for one message"
+            )
+        if self.owner.map_work > limits.max_session_map_work:
+            raise RpcLimitError(
+                f"map() would apply more than max_session_map_work "
+                f"({limits.max_session_map_work}) instructions at once in this session"
+            )
+
+    def start(self) -> None:
+        self.active += 1
+
+    def end(self) -> None:
+        self.active -= 1
+        if self.active == 0:
+            self.owner.map_work -= self.held
+            self.held = 0
+
+
+class _Turn:
+    """The map work done in the current turn of one event loop."""
+
+    __slots__ = ("loop", "work")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.work = 0
+
+    def charge(self, n: int) -> None:
+        if not self.work:
+            self.loop.call_soon(self._reset)  # runs once the callbacks ready now have run
+        self.work += n
+
+    def _reset(self) -> None:
+        self.work = 0
+
+    async def wait(self) -> None:
+        """Wait until this turn's work is below :data:`TURN_WORK`."""
+        while self.work >= TURN_WORK:
+            await asyncio.sleep(0)
+
+
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turn] = weakref.WeakKeyDictionary()
+
+
+def _turn() -> _Turn:
+    loop = asyncio.get_running_loop()
+    turn = _turns.get(loop)
+    if turn is None:
+        turn = _turns[loop] = _Turn(loop)
+    return turn
+
+
+map_budget: ContextVar[MapBudget | None] = ContextVar("capnweb_map_budget", default=None)
+"""The budget of the received message whose maps run in this context (None: a map the
+application started itself, not bounded)."""
 
 
 class _State:
@@ -281,12 +375,19 @@ def _apply_one(
 
 
 def run_map(hook: Hook, path: Path, captures: list[Hook], instructions: list[Any]) -> Hook:
-    """Run received map instructions over the value at ``hook``/``path``; the result hook."""
+    """Run received map instructions over the value at ``hook``/``path``; the result hook.
+
+    The work counts against the :data:`map_budget` of the context it is started in."""
     hook = hook.dup()  # our own reference: the caller may release its own before we run
+    budget = map_budget.get()
+    if budget is not None:
+        budget.start()
 
     async def go() -> Hook:
         handed_over = False
         try:
+            if budget is not None:
+                budget.charge(MAP_COST)
             payload = await hook.pull()
             reached = follow(payload.value, path)
             if reached.hook_owner is not None:
@@ -295,15 +396,30 @@ def run_map(hook: Hook, path: Path, captures: list[Hook], instructions: list[Any
             value = reached.value
             if value is None or value is undefined:
                 return ValueHook(Payload(value))
-            if type(value) is list:
-                out = Payload([])
+            cost = len(instructions) or 1
+            turn = _turn()
+            if type(value) is not list:
+                if budget is not None:
+                    budget.charge(cost)
+                await turn.wait()
+                turn.charge(cost)
+                return ValueHook(_apply_one(value, payload, captures, instructions))
+            if budget is not None:
+                budget.charge(len(value) * cost)
+            out = Payload([])
+            try:
                 for elem in value:
+                    if turn.work >= TURN_WORK:
+                        await turn.wait()  # let other connections in
+                    turn.charge(cost)
                     one = _apply_one(elem, payload, captures, instructions)
                     out.value.append(one.value)
                     out.owned.extend(one.owned)
                     out.has_promises = out.has_promises or one.has_promises
-                return ValueHook(out)
-            return ValueHook(_apply_one(value, payload, captures, instructions))
+            except BaseException:
+                out.dispose()
+                raise
+            return ValueHook(out)
         except Exception as e:
             return ErrorHook(e)
         finally:
@@ -311,5 +427,7 @@ def run_map(hook: Hook, path: Path, captures: list[Hook], instructions: list[Any
             if not handed_over:
                 for cap in captures:
                     cap.dispose()
+            if budget is not None:
+                budget.end()
 
     return PromiseHook(spawn(go()))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from ._hooks import (
     TargetHook,
     ValueHook,
 )
+from ._map import MapBudget, map_budget
 from ._target import RpcTarget
 from ._tasks import spawn
 from .errors import RpcDisconnectedError, RpcError, RpcProtocolError, RpcTypeError
@@ -55,6 +57,9 @@ def current_session() -> Session:
 
 
 log = logging.getLogger("capnweb")
+
+READY_PER_TURN = 256
+"""Resolved promises answered per loop turn, when a result introduces many of them."""
 
 SendErrorHook = Callable[[BaseException], BaseException | None]
 
@@ -340,6 +345,9 @@ class Session:
         self._broken_seq = 0
         self._building: Payload | None = None
         self._encoding: _Encoding | None = None
+        self._ready: deque[tuple[int, _Export]] = deque()  # resolved exports to answer
+        self.map_work = 0  # instructions the running maps of received messages may apply
+        self._map_budget: MapBudget | None = None  # that of the message being handled
         self.main: RpcStub = RpcStub(_MainHook(self._imports[0], False))
         """The peer's main capability. Disposing it shuts the session down."""
         # A server answering one HTTP batch can never hear back from the client.
@@ -456,6 +464,7 @@ class Session:
         if self._aborted is not None:
             return
         token = _current.set(self)
+        self._map_budget = None
         try:
             self._handle(loads(text, self.limits))
         except Exception as e:
@@ -620,7 +629,15 @@ class Session:
             for h in hooks:
                 h.dispose()
             raise
-        return self._record(RpcPromise(entry.hook.map(path, hooks, instructions)), True)
+        budget = self._map_budget
+        if budget is None:
+            budget = self._map_budget = MapBudget(self, self.limits)
+        token = map_budget.set(budget)
+        try:
+            result = entry.hook.map(path, hooks, instructions)
+        finally:
+            map_budget.reset(token)
+        return self._record(RpcPromise(result), True)
 
     def unsupported(self, what: str) -> Any:
         error = RpcTypeError(f"{what} is not supported yet by this peer.")
@@ -768,13 +785,37 @@ class Session:
             return
         entry.pulling = True
         hook = entry.hook
-        if now and type(hook) is ValueHook:
-            # Pulled and resolved already (a sync method's result): answer before the next
-            # message is read, as the reference does, without a task and a loop turn.
-            self._answer(export_id, entry, hook.payload)
+        if type(hook) is ValueHook:
+            if now:
+                # Pulled and resolved already (a sync method's result): answer before the
+                # next message is read, as the reference does, without a task and a loop turn.
+                self._answer(export_id, entry, hook.payload)
+                return
+            # Resolved already, but introduced by a message being encoded: answered after
+            # it, in order, a bounded number per loop turn (a result may hold thousands).
+            self._pull_count += 1
+            ready = self._ready
+            ready.append((export_id, entry))
+            if len(ready) == 1:
+                asyncio.get_running_loop().call_soon(self._answer_ready)
             return
         self._pull_count += 1
         spawn(self._resolve_export(export_id, entry))
+
+    def _answer_ready(self) -> None:
+        ready = self._ready
+        n = min(len(ready), READY_PER_TURN)
+        try:
+            for _ in range(n):
+                export_id, entry = ready.popleft()
+                if self._aborted is None:
+                    self._answer(export_id, entry, entry.hook.payload)  # type: ignore[attr-defined]
+                self._pull_count -= 1
+        finally:
+            if ready:
+                asyncio.get_running_loop().call_soon(self._answer_ready)
+            elif self._pull_count == 0:
+                self._drained()
 
     def _answer(self, export_id: int, entry: _Export, payload: Payload | BaseException) -> None:
         try:
@@ -801,15 +842,20 @@ class Session:
         finally:
             self._pull_count -= 1
             if self._pull_count == 0:
-                waiters, self._drain_waiters = self._drain_waiters, []
-                for fut in waiters:
-                    if not fut.done():
-                        fut.set_result(None)
+                self._drained()
+
+    def _drained(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
 
     def _release_export(self, export_id: int, count: int) -> None:
         entry = self._exports.get(export_id)
         if entry is None:
             raise RpcProtocolError(f"no such export ID: {export_id}")
+        if count <= 0:
+            raise RpcProtocolError(f"release count must be positive: {count}")
         if entry.refcount < count:
             raise RpcProtocolError(f"refcount would go negative: {entry.refcount} < {count}")
         entry.refcount -= count
