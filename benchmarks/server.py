@@ -35,7 +35,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 
 import capnweb
-from capnweb.transports.websocket import MAX_FRAME
+from capnweb import Limits
 
 
 class Counter(capnweb.RpcTarget):
@@ -93,7 +93,7 @@ async def main() -> None:
                 pass  # not Linux, or not permitted: the peak stays the lifetime peak
         return web.json_response(result)
 
-    app = web.Application(client_max_size=MAX_FRAME)
+    app = web.Application(client_max_size=Limits().max_batch_size)
     app.router.add_get("/stats", stats)
     server = await capnweb.serve(session_main, "127.0.0.1", 0, "/rpc", app=app)
     rpc_port = server.port
@@ -102,7 +102,7 @@ async def main() -> None:
         async for message in ws:
             await ws.send(message)
 
-    echo_server = await ws_serve(echo, "127.0.0.1", 0, max_size=MAX_FRAME)
+    echo_server = await ws_serve(echo, "127.0.0.1", 0, max_size=Limits().max_frame_size)
     echo_port = next(iter(echo_server.sockets)).getsockname()[1]
 
     stop = asyncio.Event()

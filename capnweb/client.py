@@ -7,13 +7,12 @@ from typing import Any, Generic, TypeVar, cast, overload
 
 import aiohttp
 
-from ._codec import Limits
+from ._codec import DEFAULT_LIMITS, Limits
 from .errors import RpcError
 from .session import SendErrorHook, Session, Transport
 from .stubs import RpcStub
 from .transports._ws import open_client
 from .transports.http_batch import BatchClientTransport
-from .transports.websocket import MAX_FRAME
 
 __all__ = ["Connection", "connect"]
 
@@ -49,7 +48,8 @@ class Connection(Generic[S]):
         scheme = self.url.split(":", 1)[0].lower()
         transport: Transport
         if scheme in ("ws", "wss"):
-            conn = await open_client(self.url, self._headers, MAX_FRAME, OPEN_TIMEOUT)
+            max_size = (self._limits or DEFAULT_LIMITS).max_frame_size
+            conn = await open_client(self.url, self._headers, max_size, OPEN_TIMEOUT)
             self.transport = conn
             self.session = Session(
                 conn,

@@ -21,13 +21,15 @@ from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 
-from ._codec import Limits
+from ._codec import DEFAULT_LIMITS, Limits
+from ._tasks import spawn
+from .errors import RpcError
 from .session import SendErrorHook, Session
 from .transports._front import Front
+from .transports._queued import QueuedTransport
 from .transports._ws import WsConnection
 from .transports.http_batch import BatchServerTransport
 from .transports.websocket import (
-    MAX_FRAME,
     AiohttpWebSocketTransport,
     WebSocketTransport,
     adopt_aiohttp,
@@ -40,9 +42,18 @@ log = logging.getLogger("capnweb")
 
 MainFactory = Callable[[], Any]
 
+BACKLOG = 1024
+"""Connections the kernel may queue for ``serve()`` before they are accepted."""
+
 
 class Endpoint:
-    """The aiohttp handler for one RPC path; tracks its live sessions."""
+    """The server core of one RPC path: every way of serving (``serve()``, ``mount()``,
+    ``serve_websocket()``) hands its connections here, and it runs their sessions.
+
+    It makes each session's main capability with ``main()``, applies ``limits`` (message sizes,
+    map work, batch size and duration, unsent output: see :class:`Limits`), counts the live
+    sessions in :attr:`sessions` and ends them all on :meth:`shutdown`.
+    """
 
     def __init__(
         self,
@@ -52,7 +63,7 @@ class Endpoint:
         on_send_error: SendErrorHook | None = None,
     ) -> None:
         self.main = main
-        self.limits = limits
+        self.limits = limits or DEFAULT_LIMITS
         self.on_send_error = on_send_error
         self.sessions: set[Session] = set()
 
@@ -65,38 +76,22 @@ class Endpoint:
             start=start,
         )
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await self._websocket(request)
-        if request.method == "POST":
-            return await self._batch_request(request)
-        return web.Response(
-            status=405, text="This endpoint only accepts POST or WebSocket requests."
-        )
+    # -- the core: sessions over each kind of connection
 
     def accept(self, conn: WsConnection) -> Session:
         """Start a session on a WebSocket connection whose opening handshake is done; it is
         among :attr:`sessions` until the connection closes."""
+        conn.limit_output(self.limits.send_high_water, self.limits.send_low_water)
         session = self._session(conn, False)
         self.sessions.add(session)
         conn.on_closed(lambda: self.sessions.discard(session))
         conn.attach(session.feed, session.disconnected)
         return session
 
-    async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, autoping=True, compress=False)
-        await ws.prepare(request)
-        # Hand the connection to a WsConnection (messages handled as they arrive); aiohttp's
-        # own WebSocket only when that is not possible.
-        conn = adopt_aiohttp(ws, request)
-        if conn is not None:
-            self.accept(conn)
-            try:
-                await conn.wait_closed()
-            finally:
-                release_aiohttp(ws)
-            return ws
-        transport = AiohttpWebSocketTransport(ws)
+    async def run(self, transport: QueuedTransport) -> None:
+        """Run a session over a transport that is read by the session (``receive()``) until
+        both have ended."""
+        transport.limit_output(self.limits.send_high_water, self.limits.send_low_water)
         session = self._session(transport, True)
         self.sessions.add(session)
         try:
@@ -104,25 +99,35 @@ class Endpoint:
             await transport.wait_closed()
         finally:
             self.sessions.discard(session)
-        return ws
-
-    async def _batch_request(self, request: web.Request) -> web.StreamResponse:
-        text = await self.batch(await request.text())
-        return web.Response(text=text, content_type="text/plain")
 
     async def batch(self, body: str) -> str:
-        """Run one HTTP batch: the request body's messages in, the response body out."""
+        """Run one HTTP batch: the request body's messages in, the response body out.
+
+        The messages are handled a bounded number per loop turn; a batch that has not ended
+        after ``limits.batch_timeout`` seconds is answered with its open calls rejected (an
+        ``abort``). Cancelling it (the client went away) ends it; either way everything the
+        batch held is released.
+        """
         transport = BatchServerTransport()
         session = self._session(transport, False)
         self.sessions.add(session)
+        timeout = self.limits.batch_timeout
         try:
-            for line in body.split("\n") if body else ():
-                if line:
-                    session.feed(line)
-            try:
-                await session.drain()
-            except Exception:
-                pass  # the abort frame is already among the answers
+            async with asyncio.timeout(timeout):
+                lines = body.split("\n") if body else ()
+                for i, line in enumerate(lines):
+                    if line:
+                        session.feed(line)
+                    if i % BATCH_LINES_PER_TURN == BATCH_LINES_PER_TURN - 1:
+                        await asyncio.sleep(0)  # other connections are served meanwhile
+                try:
+                    await session.drain()
+                except Exception:
+                    pass  # the abort frame is already among the answers
+        except TimeoutError:
+            session.abort(
+                RpcError(f"The HTTP batch did not end within batch_timeout ({timeout:g} s).")
+            )
         finally:
             session.shutdown()
             self.sessions.discard(session)
@@ -132,6 +137,70 @@ class Endpoint:
         """End every live session."""
         for session in list(self.sessions):
             session.shutdown()
+
+    # -- the aiohttp adapter (``mount()``)
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket(request)
+        if request.method == "POST":
+            return await self._batch_request(request)
+        return web.Response(
+            status=405, text="This endpoint only accepts POST or WebSocket requests."
+        )
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(
+            max_msg_size=self.limits.max_frame_size, autoping=True, compress=False
+        )
+        await ws.prepare(request)
+        # Hand the connection to a WsConnection (messages handled as they arrive); aiohttp's
+        # own WebSocket only when that is not possible.
+        conn = adopt_aiohttp(ws, request)
+        if conn is None:
+            await self.run(AiohttpWebSocketTransport(ws))
+            return ws
+        self.accept(conn)
+        try:
+            await conn.wait_closed()
+        finally:
+            release_aiohttp(ws)
+        return ws
+
+    async def _batch_request(self, request: web.Request) -> web.StreamResponse:
+        limit = self.limits.max_batch_size
+        too_large = web.Response(status=413, text="The batch is too large.")
+        if request.content_length is not None and request.content_length > limit:
+            return too_large
+        body = bytearray()
+        async for chunk in request.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                return too_large
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return web.Response(status=400, text="The request body is not UTF-8.")
+        task = spawn(self.batch(text))
+        try:
+            # aiohttp does not cancel a handler whose client went away: look every second
+            while not task.done():
+                await asyncio.wait((task,), timeout=DISCONNECT_CHECK)
+                if request.transport is None or request.transport.is_closing():
+                    break
+        finally:
+            if not task.done():
+                task.cancel()  # the batch ends, releasing what it held
+        if task.cancelled():
+            return web.Response(status=503, text="The client went away.")  # read by nobody
+        return web.Response(text=task.result(), content_type="text/plain")
+
+
+BATCH_LINES_PER_TURN = 256
+"""Messages of an HTTP batch handled in one event loop turn (a large batch never holds it)."""
+
+DISCONNECT_CHECK = 1.0
+"""Seconds between two checks, under ``mount()``, that a batch's client is still there."""
 
 
 def mount(
@@ -244,16 +313,20 @@ def serve(
     limits: Limits | None = None,
     on_send_error: SendErrorHook | None = None,
     app: web.Application | None = None,
+    backlog: int = BACKLOG,
 ) -> Starting:
     """Serve ``main()`` (called once per session) at ``http://host:port/path``: WebSocket
     upgrades and HTTP batch POSTs. ``await`` the result for the running :class:`Server`, or
     use ``async with serve(...) as server:``. Port 0 picks a free port (``Server.port``).
 
-    ``app``: an aiohttp application (not started yet) whose other routes are served beside
-    the endpoint, on the same port. The requests of ``path`` are answered without aiohttp,
-    unless the app has middlewares or ``on_response_prepare`` hooks: then they see them all.
+    ``limits``: what one peer may make the server spend (:class:`Limits`). ``app``: an
+    aiohttp application (not started yet) whose other routes are served beside the endpoint,
+    on the same port. The requests of ``path`` are answered without aiohttp, unless the app
+    has middlewares or ``on_response_prepare`` hooks: then they see them all. ``backlog``:
+    connections the kernel may queue before they are accepted (it caps this at
+    ``net.core.somaxconn``).
     """
-    return Starting(_serve(main, host, port, path, limits, on_send_error, app))
+    return Starting(_serve(main, host, port, path, limits, on_send_error, app, backlog))
 
 
 async def _serve(
@@ -264,9 +337,10 @@ async def _serve(
     limits: Limits | None,
     on_send_error: SendErrorHook | None,
     app: web.Application | None,
+    backlog: int,
 ) -> Server:
     if app is None:
-        app = web.Application(client_max_size=MAX_FRAME)
+        app = web.Application(client_max_size=(limits or DEFAULT_LIMITS).max_batch_size)
     endpoint = mount(app, path, main, limits=limits, on_send_error=on_send_error)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
@@ -276,7 +350,9 @@ async def _serve(
 
     def connection() -> Front:
         # Upgrades and batch POSTs of ``path`` are handled here; aiohttp handles the rest.
-        return Front(path, endpoint.accept, endpoint.batch, aiohttp_handler, MAX_FRAME, fronts)
+        return Front(
+            path, endpoint.accept, endpoint.batch, aiohttp_handler, endpoint.limits, fronts
+        )
 
     # The app's middlewares (authentication, say) and response hooks (CORS headers, say) must
     # see every request: then aiohttp takes every connection, and WebSocket upgrades are taken
@@ -284,7 +360,9 @@ async def _serve(
     through_aiohttp = bool(app.middlewares) or bool(app.on_response_prepare)
     factory: Callable[[], asyncio.Protocol] = aiohttp_handler if through_aiohttp else connection
     try:
-        listener = await asyncio.get_running_loop().create_server(factory, host, port)
+        listener = await asyncio.get_running_loop().create_server(
+            factory, host, port, backlog=backlog
+        )
     except BaseException:
         await runner.cleanup()
         raise
@@ -301,11 +379,11 @@ async def serve_websocket(
     on_send_error: SendErrorHook | None = None,
 ) -> WsServer:
     """A WebSocket-only server on the ``websockets`` library (any path)."""
+    endpoint = Endpoint(main, limits=limits, on_send_error=on_send_error)
 
     async def handler(ws: ServerConnection) -> None:
-        transport = WebSocketTransport(ws)
-        session = Session(transport, main(), limits=limits, on_send_error=on_send_error)
-        await session.wait_closed()
-        await transport.wait_closed()
+        await endpoint.run(WebSocketTransport(ws))
 
-    return await ws_serve(handler, host, port, max_size=MAX_FRAME, compression=None)
+    return await ws_serve(
+        handler, host, port, max_size=endpoint.limits.max_frame_size, compression=None
+    )

@@ -1,12 +1,20 @@
 """The front of a ``serve()`` connection: the requests of the RPC path, answered without aiohttp.
 
-Each request head is read here. A WebSocket upgrade of the path is answered at once and the
-connection becomes a :class:`WsConnection`; a plain batch POST of the path (``Content-Length``
-body of at most ``MAX_BODY`` bytes, UTF-8) is run and answered here, and the connection waits
-for its next request. Any other request, or one this module does not read, goes with its bytes
-to the protocol ``fallback()`` returns (aiohttp's request handler), which then owns the
-connection for good. So aiohttp keeps every part of HTTP this module leaves out, while an idle
-WebSocket session holds no aiohttp objects and a batch costs no aiohttp request.
+Every request head is read by llhttp (through ``httptools``), the parser aiohttp uses too; this
+module never decides what is valid HTTP. A WebSocket upgrade of the path is answered at once and
+the connection becomes a :class:`WsConnection`; a plain batch POST of the path (a
+``Content-Length`` body, UTF-8) is run and answered here, and the connection waits for its next
+request. Any other request, one llhttp rejects, or one this module does not take (no ``Host``
+or several, HTTP/1.0, ``Expect``, chunked bodies, other paths and methods...) goes with all its
+bytes to the protocol ``fallback()`` returns (aiohttp's request handler), which then owns the
+connection for good and answers exactly as aiohttp alone would. So an idle WebSocket session
+holds no aiohttp objects and a batch costs no aiohttp request.
+
+What a peer can make a connection hold is bounded: a head of at most ``MAX_HEAD`` bytes, a
+body of at most ``Limits.max_batch_size`` (a larger one is answered 413 before it is read),
+requests sent ahead of their answers (reading pauses past ``MAX_HEAD`` bytes of them) and
+answers it does not read (no further request is run while more than
+``Limits.send_high_water`` bytes wait to be sent).
 """
 
 from __future__ import annotations
@@ -14,26 +22,29 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 
-from .._tasks import spawn
-from ._ws import WsConnection, accept_key, has_token, parse_head
+import httptools
 
-__all__ = ["HEAD_TIMEOUT", "MAX_BODY", "MAX_HEAD", "Front"]
+from .._codec import Limits
+from .._tasks import spawn
+from ._ws import WsConnection, accept_key, has_token, limit_writes
+
+__all__ = ["HEAD_TIMEOUT", "MAX_FIELDS", "MAX_HEAD", "Front"]
 
 log = logging.getLogger("capnweb")
 
 MAX_HEAD = 16384
 """A request head longer than this is not read here (the fallback gets it)."""
 
-MAX_BODY = 1 << 20
-"""A batch body larger than this goes to the fallback (which applies the app's size limit)."""
+MAX_FIELDS = 64
+"""A request head with more header fields than this is not read here (the fallback gets it)."""
 
 HEAD_TIMEOUT = 75.0
-"""Seconds a connection may wait for its next request head (as aiohttp's keep-alive)."""
+"""Seconds a connection may take to send its next request, head and body (as aiohttp's
+keep-alive)."""
 
 _SWITCHING = (
     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -62,63 +73,119 @@ def _http_date() -> bytes:
     return _date
 
 
-_FIELD = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*")
+# What a request is, once its head is read
+_OTHER, _UPGRADE, _BATCH, _TOO_LARGE = range(4)
 
 
-def well_formed(head: bytes) -> bool:
-    """Whether every header line of ``head`` is ``name: value`` by the letter of RFC 9112
-    (no space before the colon, no folded lines, no control characters). Anything looser
-    goes to the fallback, so this module never reads a request differently from aiohttp."""
-    fullmatch = _FIELD.fullmatch
-    lines = head.split(b"\r\n")
-    return all(fullmatch(line) for line in lines[1:])
+class _Stop(Exception):
+    """Raised in a parser callback: the parser has told this module enough."""
 
 
-def _target_path(start: list[str], method: str, path: str) -> bool:
-    return (
-        len(start) == 3
-        and start[0] == method
-        and start[2] == "HTTP/1.1"
-        and start[1].partition("?")[0] == path
+class _Head:
+    """The parts of one request head that decide whether it is read here (httptools'
+    callbacks), and whether the request is complete."""
+
+    __slots__ = (
+        "complete",
+        "fields",
+        "hosts",
+        "kind",
+        "length",
+        "other",
+        "parser",
+        "url",
+        "values",
     )
 
+    # the fields read here, each at most once; any other field is only counted
+    _READ = frozenset(
+        (
+            b"connection",
+            b"content-length",
+            b"content-type",
+            b"upgrade",
+            b"sec-websocket-key",
+            b"sec-websocket-version",
+            b"transfer-encoding",
+            b"expect",
+        )
+    )
 
-def upgrade_key(start: list[str], headers: dict[str, str], path: str) -> bytes | None:
-    """The client's key when the head is a well-formed WebSocket upgrade of ``path``."""
+    def __init__(self) -> None:
+        self.parser = httptools.HttpRequestParser(self)
+        self.url = b""
+        self.fields = 0
+        self.hosts = 0
+        self.values: dict[bytes, bytes] = {}
+        self.other = False  # something this module does not read: the fallback's
+        self.kind = -1  # set once the head is complete
+        self.length = 0
+        self.complete = False
+
+    def on_url(self, url: bytes) -> None:
+        if not self.url and self.parser.get_method() not in (b"GET", b"POST"):
+            self.other = True  # not read here: no need to wait for the rest of the head
+            raise _Stop
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.fields += 1
+        name = name.lower()
+        if name == b"host":
+            self.hosts += 1
+        elif name in self._READ:
+            if name in self.values:
+                self.other = True  # repeated: aiohttp decides what that means
+            self.values[name] = value
+        if self.fields > MAX_FIELDS:
+            self.other = True
+            raise _Stop
+
+    def on_headers_complete(self) -> None:
+        self.kind = _OTHER  # until shown otherwise
+        if self.other:
+            raise _Stop
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+        raise _Stop  # not a byte further: pipelined requests wait for their turn
+
+
+def _classify(head: _Head, path: bytes, max_body: int) -> int:
+    """What the request whose head is complete is, for this module."""
+    parser = head.parser
+    values = head.values
     if (
-        not _target_path(start, "GET", path)
-        or headers.get("upgrade", "").lower() != "websocket"
-        or not has_token(headers.get("connection", ""), "upgrade")
-        or headers.get("sec-websocket-version") != "13"
-        or "content-length" in headers
-        or "transfer-encoding" in headers
+        head.hosts != 1
+        or parser.get_http_version() != "1.1"
+        or head.url.partition(b"?")[0] != path
+        or b"transfer-encoding" in values
+        or b"expect" in values
     ):
-        return None
-    key = headers.get("sec-websocket-key", "").encode("latin-1")
-    try:
-        if len(base64.b64decode(key, validate=True)) != 16:
-            return None
-    except ValueError:
-        return None
-    return key
-
-
-def batch_length(start: list[str], headers: dict[str, str], path: str) -> int | None:
-    """The body's length when the head is a plain batch POST of ``path`` read here."""
-    if (
-        not _target_path(start, "POST", path)
-        or "transfer-encoding" in headers
-        or "expect" in headers
-        or "upgrade" in headers
-    ):
-        return None
-    charset = headers.get("content-type", "").lower().partition("charset=")[2].strip(' "')
-    if charset not in ("", "utf-8", "utf8"):
-        return None
-    length = headers.get("content-length", "")
-    if not length.isdigit() or not length.isascii() or int(length) > MAX_BODY:
-        return None
-    return int(length)
+        return _OTHER
+    method = parser.get_method()
+    if method == b"GET":
+        if (
+            values.get(b"upgrade", b"").lower() != b"websocket"
+            or not has_token(values.get(b"connection", b""), b"upgrade")
+            or values.get(b"sec-websocket-version") != b"13"
+            or b"content-length" in values
+        ):
+            return _OTHER
+        try:
+            if len(base64.b64decode(values.get(b"sec-websocket-key", b""), validate=True)) != 16:
+                return _OTHER
+        except ValueError:
+            return _OTHER
+        return _UPGRADE
+    if method == b"POST" and b"upgrade" not in values and b"content-length" in values:
+        content_type = values.get(b"content-type", b"").lower()
+        charset = content_type.partition(b"charset=")[2].strip(b' "')
+        if charset not in (b"", b"utf-8", b"utf8"):
+            return _OTHER
+        head.length = int(values[b"content-length"])  # llhttp checked it: digits only
+        return _TOO_LARGE if head.length > max_body else _BATCH
+    return _OTHER
 
 
 class Front(asyncio.Protocol):
@@ -135,19 +202,22 @@ class Front(asyncio.Protocol):
         accept: Callable[[WsConnection], object],
         batch: Callable[[str], Awaitable[str]],
         fallback: Callable[[], asyncio.Protocol],
-        max_size: int,
+        limits: Limits,
         live: set[Front],
     ) -> None:
-        self._path = path
+        self._path = path.encode("utf-8")
         self._accept = accept
         self._batch = batch
         self._fallback = fallback
-        self._max_size = max_size
+        self._limits = limits
         self._live = live
-        self._buf = bytearray()
-        self._want = 0  # bytes the buffer must hold before the request can be handled
-        self._busy = False  # a batch is running: later requests wait in the buffer
-        self._paused = False
+        self._buf = bytearray()  # the bytes from the start of the request being read
+        self._head: _Head | None = None
+        self._head_end = -1  # where the head ends in the buffer, once it is complete
+        self._task: asyncio.Task[None] | None = None  # the batch being run
+        self._busy = False  # a batch is run, or its answer not yet read: requests wait
+        self._paused = False  # not reading the client
+        self._out_paused = False  # more than high water of answers not yet sent
         self._eof = False  # the client has sent everything
         self._closing = False  # close once the batch being run is answered
         self.transport: asyncio.Transport | None = None
@@ -155,10 +225,11 @@ class Front(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        limit_writes(transport, self._limits.send_high_water, self._limits.send_low_water)
         self._live.add(self)
-        self._wait_for_head()
+        self._wait_for_request()
 
-    def _wait_for_head(self) -> None:
+    def _wait_for_request(self) -> None:
         assert self.transport is not None
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(HEAD_TIMEOUT, self.transport.close)
@@ -175,61 +246,82 @@ class Front(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
 
+    # -- reading requests
+
     def data_received(self, data: bytes) -> None:
         self._buf += data
-        if not self._busy:
-            if len(self._buf) >= self._want:
-                self._next()
-        elif len(self._buf) > MAX_HEAD and not self._paused and self.transport is not None:
-            self._paused = True  # a client sending ahead of the answers: wait for them
+        if self._busy:  # later requests wait for the answer to be run and read
+            if len(self._buf) > MAX_HEAD:
+                self._pause()
+            return
+        self._parse(data)
+
+    def _pause(self) -> None:
+        if not self._paused and self.transport is not None:
+            self._paused = True
             self.transport.pause_reading()
 
-    def _next(self) -> None:
-        """Handle the request at the start of the buffer, once its head (and body) is in."""
-        buf = self._buf
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            head = bytes(buf[:4])
-            if (
-                len(buf) > MAX_HEAD
-                or not (b"GET ".startswith(head) or b"POST".startswith(head))
-                or b"\n\n" in buf  # lines ended by a bare LF
-            ):
+    def _parse(self, data: bytes | bytearray) -> None:
+        """Feed ``data`` (the end of the buffer) to the request's parser; act on the outcome."""
+        head = self._head
+        if head is None:
+            if self._buf and self._buf[0] in b"\r\n":  # blank lines first: aiohttp's
+                self._hand_over()
+                return
+            head = self._head = _Head()
+        try:
+            head.parser.feed_data(data)
+        except (httptools.HttpParserCallbackError, httptools.HttpParserUpgrade):
+            pass  # _Stop (see _Head), or the end of an upgrade request's head
+        except httptools.HttpParserError:
+            self._hand_over()  # not HTTP as llhttp reads it: aiohttp answers it
+            return
+        if head.other:
+            self._hand_over()
+            return
+        if head.kind < 0:  # the head is not complete yet
+            if len(self._buf) > MAX_HEAD:
                 self._hand_over()
             return
-        raw = bytes(buf[:end])
-        if not well_formed(raw):
-            self._hand_over()
+        if self._head_end < 0:
+            self._head_end = self._buf.find(b"\r\n\r\n")  # llhttp read it: CRLF lines only
+            if self._head_end <= MAX_HEAD:
+                head.kind = _classify(head, self._path, self._limits.max_batch_size)
+            if head.kind == _OTHER:
+                self._hand_over()
+                return
+            if head.kind == _TOO_LARGE:
+                self._fail(b"413 Request Entity Too Large", b"The batch is too large.")
+                return
+        if not head.complete:
+            return  # the rest of the body is on its way
+        start = self._head_end + 4
+        self._head = None
+        self._head_end = -1
+        if head.kind == _UPGRADE:
+            key = head.values[b"sec-websocket-key"]
+            self._upgrade(key, bytes(self._buf[start:]))
             return
-        start, headers = parse_head(raw)
-        key = upgrade_key(start, headers, self._path)
-        if key is not None:
-            self._upgrade(key, bytes(buf[end + 4 :]))
-            return
-        length = batch_length(start, headers, self._path)
-        if length is None:
-            self._hand_over()
-            return
-        stop = end + 4 + length
-        if len(buf) < stop:
-            self._want = stop  # the rest of the body is on its way: no parsing until it is in
-            return
-        self._want = 0
-        body = bytes(buf[end + 4 : stop])
-        del buf[:stop]
+        stop = start + head.length
+        body = bytes(self._buf[start:stop])
+        del self._buf[:stop]
         self._stop_timer()
+        keep_alive = bool(head.parser.should_keep_alive())
         self._busy = True
-        spawn(self._answer(body, not has_token(headers.get("connection", ""), "close")))
+        self._task = spawn(self._answer(body, keep_alive))
 
     def _upgrade(self, key: bytes, rest: bytes) -> None:
         transport = self._leave()
         transport.write(_SWITCHING % accept_key(key))
-        conn = WsConnection(client=False, max_size=self._max_size)
+        conn = WsConnection(client=False, max_size=self._limits.max_frame_size)
+        conn.limit_output(self._limits.send_high_water, self._limits.send_low_water)
         transport.set_protocol(conn)
         conn.connection_made(transport)
         self._accept(conn)
         if rest:
             conn.data_received(rest)
+
+    # -- answering
 
     async def _answer(self, body: bytes, keep_alive: bool) -> None:
         try:
@@ -252,18 +344,36 @@ class Front(asyncio.Protocol):
         if not keep_alive:
             self._leave().close()
             return
+        self._task = None
+        if not self._out_paused:
+            self._next_request()
+        # else: resume_writing() goes on once the client has read enough
+
+    def _next_request(self) -> None:
+        """The last answer is out: read the next request."""
         self._busy = False
-        self._wait_for_head()
-        if self._paused:
+        self._wait_for_request()
+        if self._paused and self.transport is not None:
             self._paused = False
-            transport.resume_reading()
+            self.transport.resume_reading()
         if self._buf:
-            self._next()
+            self._parse(self._buf)
+        elif self._eof:
+            self._leave().close()
+
+    def pause_writing(self) -> None:
+        self._out_paused = True
+        self._pause()
+
+    def resume_writing(self) -> None:
+        self._out_paused = False
+        if self._busy and self._task is None and self in self._live:
+            self._next_request()
 
     def close(self) -> None:
         """Close the connection (the server is closing); a batch being run is answered first."""
         self._closing = True
-        if not self._busy and self in self._live:
+        if self._task is None and self in self._live:
             self._leave().close()
 
     def _fail(self, status: bytes, text: bytes) -> None:
@@ -271,8 +381,13 @@ class Front(asyncio.Protocol):
             self.transport.write(_ERROR % (status, len(text), _http_date(), text))
             self._leave().close()
 
-    def _hand_over(self) -> asyncio.Protocol:
+    def _hand_over(self) -> bool | None:
+        """The fallback takes the connection, with every byte of the request (and the end of
+        the stream, if it came); returns what its ``eof_received()`` did."""
         transport = self._leave()
+        self._head = None
+        if transport.is_closing():
+            return None  # the client is gone: nothing for aiohttp to answer
         buf, self._buf = bytes(self._buf), bytearray()
         protocol = self._fallback()
         transport.set_protocol(protocol)
@@ -281,17 +396,23 @@ class Front(asyncio.Protocol):
             transport.resume_reading()
         if buf:
             protocol.data_received(buf)
-        return protocol
+        return protocol.eof_received() if self._eof else None
 
     def eof_received(self) -> bool | None:
+        self._eof = True
         if self._busy:
-            self._eof = True
-            return True  # keep the connection open for the answer
+            # The client went away before its answer (a half-closed client cannot be told
+            # apart from a gone one): the batch ends, releasing what it held, as a server
+            # behind nginx would see it.
+            return None  # the transport closes; connection_lost() cancels the batch
         if not self._buf:
             return None  # between requests: the connection just closes
-        return self._hand_over().eof_received()
+        return self._hand_over()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self in self._live:
             self._leave()
         self.transport = None
+        if self._task is not None:
+            self._task.cancel()  # nobody to answer: the batch ends, releasing what it held
+            self._task = None

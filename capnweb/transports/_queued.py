@@ -1,5 +1,6 @@
 """A transport base whose ``send`` writes at once when it can, else queues text for one writer
-task, keeping message order."""
+task, keeping message order; while the queue is over its high water mark, ``receive`` waits
+(the peer is not read until its answers drain)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
+from .._codec import DEFAULT_LIMITS
 from .._tasks import spawn
 from ..errors import RpcDisconnectedError
 
@@ -28,9 +30,25 @@ class QueuedTransport:
 
     def __init__(self) -> None:
         self._queue: deque[str] = deque()
+        self._queued = 0  # characters in the queue
+        self._high = DEFAULT_LIMITS.send_high_water
+        self._low = DEFAULT_LIMITS.send_low_water
+        self._drained: asyncio.Event | None = None  # set when the queue is under low water
         self._writer: asyncio.Task[None] | None = None  # busy writing, or closing
         self._closing = False
         self._close_error: BaseException | None = None
+
+    def limit_output(self, high: int, low: int) -> None:
+        """Make ``receive`` wait while more than ``high`` characters wait to be written, until
+        they are under ``low``."""
+        self._high, self._low = high, low
+
+    async def _backpressure(self) -> None:
+        """For ``receive``: wait while the output is over high water."""
+        while self._queued > self._high and not self._closing:
+            if self._drained is None:
+                self._drained = asyncio.Event()
+            await self._drained.wait()
 
     def send(self, text: str) -> None:
         """Write ``text`` after everything sent before it: at once if nothing is pending (the
@@ -39,6 +57,7 @@ class QueuedTransport:
             raise RpcDisconnectedError("the connection is closed")
         if self._writer is not None:
             self._queue.append(text)
+            self._queued += len(text)
             return
         # Run the write coroutine eagerly, here: it seldom suspends, and a task per message
         # would cost a loop turn each. If it suspends, a writer task finishes it.
@@ -72,13 +91,22 @@ class QueuedTransport:
             if pending is not None:
                 await _resume(*pending)
             while self._queue:
-                await self._write(self._queue.popleft())
+                text = self._queue.popleft()
+                self._queued -= len(text)
+                if self._drained is not None and self._queued <= self._low:
+                    self._drained.set()
+                    self._drained = None
+                await self._write(text)
             if not self._closing:
                 self._writer = None  # idle: the next send() writes at once again
                 return
         except Exception as e:  # the peer went away: receive() reports it
             log.debug("write failed: %s", e)
             self._queue.clear()
+            self._queued = 0
+        if self._drained is not None:
+            self._drained.set()  # receive() goes on, and learns that the connection is gone
+            self._drained = None
         try:
             await self._close(self._close_error)
         except Exception as e:

@@ -24,16 +24,30 @@ import os
 import ssl as ssl_module
 import struct
 import weakref
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from random import getrandbits
 from typing import Any
 from urllib.parse import urlsplit
 
-from .._codec import COMPILED
+import httptools
+from websockets.exceptions import ProtocolError
+from websockets.frames import Close
+
+from .._codec import COMPILED, DEFAULT_LIMITS
+from .._tasks import spawn
 from ..errors import RpcDisconnectedError
 from ._queued import close_reason
 
-__all__ = ["FrameReader", "WsConnection", "WsError", "accept_key", "open_client", "parse_head"]
+__all__ = [
+    "FrameReader",
+    "WsConnection",
+    "WsError",
+    "accept_key",
+    "has_token",
+    "limit_writes",
+    "open_client",
+]
 
 OP_CONTINUATION, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
@@ -117,13 +131,15 @@ class FrameReader:
     """Incremental frame parser: bytes in, complete messages and control frames out.
 
     ``masked``: whether the peer must mask its frames (a server's reader) or must not (a
-    client's). Fragmented messages are reassembled; ``max_size`` bounds a message's size.
+    client's). Fragmented messages are reassembled into one buffer as their fragments arrive
+    (what a fragmented message holds costs its size, however many fragments it came in; empty
+    ones cost nothing); ``max_size`` bounds a message's size, a frame's header announcing more
+    is refused at once.
     """
 
     __slots__ = (
         "_fragments",
         "_fragments_op",
-        "_fragments_size",
         "_have",
         "_need",
         "_pending",
@@ -139,9 +155,9 @@ class FrameReader:
         self._pending: list[bytes] = []
         self._have = 0
         self._need = 0  # the unfinished frame's whole size, once its header is known
-        self._fragments: list[bytes] | None = None
+        # the fragmented message being received, joined so far (None: not inside one)
+        self._fragments: bytearray | None = None
         self._fragments_op = 0
-        self._fragments_size = 0
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         """The messages (opcode, payload) completed by ``data``; raises :class:`WsError`."""
@@ -187,8 +203,11 @@ class FrameReader:
                     raise WsError(1002, "frame length out of range")
             if opcode >= 8 and (length > 125 or not b0 & 0x80):
                 raise WsError(1002, "control frames must be short and unfragmented")
+            fragments = self._fragments
             if length > self.max_size or (
-                opcode == OP_CONTINUATION and self._fragments_size + length > self.max_size
+                opcode == OP_CONTINUATION
+                and fragments is not None
+                and len(fragments) + length > self.max_size
             ):
                 raise WsError(1009, f"message larger than {self.max_size} bytes")
             start = pos + head + (4 if masked else 0)
@@ -196,35 +215,39 @@ class FrameReader:
             if stop > end:
                 need = stop - pos
                 break
+            pos = stop
+            if opcode == OP_CONTINUATION:
+                if fragments is None:
+                    raise WsError(1002, "continuation frame without a message to continue")
+                if length:  # an empty fragment adds nothing
+                    if masked:
+                        chunk = bytearray(buf[start:stop])
+                        apply_mask(buf[start - 4 : start], chunk)
+                        fragments += chunk
+                    else:
+                        fragments += buf[start:stop]
+                if b0 & 0x80:
+                    out.append((self._fragments_op, bytes(fragments)))
+                    self._fragments = None
+                continue
             if masked:
                 payload = bytearray(buf[start:stop])
                 apply_mask(buf[start - 4 : start], payload)
                 data_ = bytes(payload)
             else:
                 data_ = buf[start:stop]
-            pos = stop
             if opcode >= 8:
                 if opcode not in (OP_CLOSE, OP_PING, OP_PONG):
                     raise WsError(1002, f"unknown opcode {opcode}")
                 out.append((opcode, data_))
-            elif opcode == OP_CONTINUATION:
-                if self._fragments is None:
-                    raise WsError(1002, "continuation frame without a message to continue")
-                self._fragments.append(data_)
-                self._fragments_size += length
-                if b0 & 0x80:
-                    out.append((self._fragments_op, b"".join(self._fragments)))
-                    self._fragments = None
-                    self._fragments_size = 0
             elif opcode in (OP_TEXT, OP_BINARY):
-                if self._fragments is not None:
+                if fragments is not None:
                     raise WsError(1002, "new message before the fragmented one ended")
                 if b0 & 0x80:
                     out.append((opcode, data_))
                 else:
-                    self._fragments = [data_]
+                    self._fragments = bytearray(data_)
                     self._fragments_op = opcode
-                    self._fragments_size = length
             else:
                 raise WsError(1002, f"unknown opcode {opcode}")
         if pos < end:
@@ -240,6 +263,31 @@ class FrameReader:
 
 def _close_payload(code: int, reason: str) -> bytes:
     return struct.pack("!H", code) + reason.encode("utf-8")
+
+
+def _parse_close(payload: bytes) -> tuple[int, str]:
+    """The code and reason of a received close frame (1005 and "" when it has no payload).
+
+    RFC 6455 sections 5.5.1 and 7.4, as websockets applies them: a 1-byte payload, or a code
+    that may not be sent (only 1000-1003, 1007-1014 and 3000-4999 may), raises
+    :class:`WsError` 1002; a reason that is not UTF-8 raises WsError 1007.
+    """
+    try:
+        close = Close.parse(payload)
+    except ProtocolError as e:
+        raise WsError(1002, f"invalid close frame: {e}") from None
+    except UnicodeDecodeError:
+        raise WsError(1007, "close frame reason is not valid UTF-8") from None
+    return int(close.code), close.reason
+
+
+def limit_writes(transport: asyncio.BaseTransport, high: int, low: int) -> None:
+    """Have ``transport`` call its protocol's ``pause_writing()`` past ``high`` unsent bytes
+    and ``resume_writing()`` under ``low`` (unless it has no flow control)."""
+    try:
+        transport.set_write_buffer_limits(high, low)  # type: ignore[attr-defined]
+    except NotImplementedError:
+        pass
 
 
 class _Turn:
@@ -267,7 +315,10 @@ def _turn_of(loop: asyncio.AbstractEventLoop) -> _Turn:
 class WsConnection(asyncio.Protocol):
     """One WebSocket connection as a session transport (see the module docstring).
 
-    Messages that arrive before :meth:`attach` are kept and delivered then.
+    Messages that arrive before :meth:`attach` are kept and delivered then. Once more than
+    ``high_water`` bytes wait to be sent, the peer is not read (nor its messages already
+    received handled) until they are under ``low_water``: a peer that does not read its
+    answers cannot make this side buffer without bound.
     """
 
     def __init__(self, client: bool, max_size: int) -> None:
@@ -288,6 +339,24 @@ class WsConnection(asyncio.Protocol):
         self._turn = _turn_of(loop)
         self._closed: asyncio.Future[None] = loop.create_future()
         self._close_timer: asyncio.TimerHandle | None = None
+        self._high = DEFAULT_LIMITS.send_high_water
+        self._low = DEFAULT_LIMITS.send_low_water
+        self._out_paused = False  # over high water: the peer is not read meanwhile
+        self._failed = False  # the peer broke the protocol
+        self._held: deque[tuple[int, bytes]] = deque()  # received, handled once resumed
+        # How to learn that the output went under low water when another protocol gets the
+        # socket's callbacks (a connection adopted from aiohttp): an awaitable of it.
+        self.drain: Callable[[], Awaitable[None]] | None = None
+
+    def limit_output(self, high: int, low: int) -> None:
+        """Pause reading the peer while more than ``high`` bytes wait to be sent, until they
+        are under ``low``."""
+        self._high, self._low = high, low
+        if self._socket is not None:
+            self._limit_socket(self._socket)
+
+    def _limit_socket(self, socket: asyncio.BaseTransport) -> None:
+        limit_writes(socket, self._high, self._low)
 
     # -- wiring
 
@@ -307,6 +376,37 @@ class WsConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._socket = transport  # type: ignore[assignment]
+        self._limit_socket(transport)
+
+    def pause_writing(self) -> None:
+        """The socket's output is over high water: stop reading the peer."""
+        if self._out_paused:
+            return
+        self._out_paused = True
+        if self._socket is not None:
+            self._socket.pause_reading()
+        if self.drain is not None:
+            spawn(self._await_drain(self.drain))
+
+    async def _await_drain(self, drain: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await drain()
+        except Exception:  # the connection is gone: connection_lost() ends it
+            return
+        self.resume_writing()
+
+    def resume_writing(self) -> None:
+        """The output is under low water: handle what was held, read the peer again."""
+        if not self._out_paused:
+            return
+        self._out_paused = False
+        held = self._held
+        while held and not self._out_paused:
+            messages = list(held)
+            held.clear()
+            self._handle(messages)  # what it cannot handle yet goes back to ``held``
+        if not self._out_paused and self._socket is not None and not self._close_sent:
+            self._socket.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._close_timer is not None:
@@ -327,14 +427,26 @@ class WsConnection(asyncio.Protocol):
     # -- incoming
 
     def data_received(self, data: bytes) -> None:
+        if self._failed:
+            self._after_failure(data)
+            return
         try:
             messages = self._reader.feed(data)
         except WsError as e:
             self._fail(e.code, e.reason)
             return
+        if self._out_paused or self._held:
+            self._held.extend(messages)  # handled in order once the output drains
+            return
+        self._handle(messages)
+
+    def _handle(self, messages: list[tuple[int, bytes]]) -> None:
         self._handling = True
         try:
-            for opcode, payload in messages:
+            for i, (opcode, payload) in enumerate(messages):
+                if self._out_paused:  # the answers so far filled the output: wait
+                    self._held.extend(messages[i:])
+                    break
                 if opcode == OP_TEXT:
                     try:
                         text = payload.decode("utf-8")
@@ -363,10 +475,13 @@ class WsConnection(asyncio.Protocol):
             self._deliver(text)
 
     def _close_received(self, payload: bytes) -> None:
-        code, reason = 1005, ""
-        if len(payload) >= 2:
-            code = struct.unpack_from("!H", payload)[0]
-            reason = payload[2:].decode("utf-8", "replace")
+        try:
+            code, reason = _parse_close(payload)
+        except WsError as e:
+            if not self._close_sent:
+                self._fail(e.code, e.reason)
+                return
+            code, reason = 1005, ""  # a bad answer to our close frame still ends the handshake
         self.flush()
         if not self._close_sent:
             self._close_sent = True
@@ -376,7 +491,18 @@ class WsConnection(asyncio.Protocol):
         if self._socket is not None:
             self._socket.close()  # both close frames are out: the TCP connection is done
 
+    def _after_failure(self, data: bytes) -> None:
+        """The peer broke the protocol: of what it sends, only its close frame matters."""
+        try:
+            messages = self._reader.feed(data)
+        except WsError:
+            messages = [(OP_CLOSE, b"")]
+        if any(opcode == OP_CLOSE for opcode, _ in messages) and self._socket is not None:
+            self._socket.close()
+
     def _fail(self, code: int, reason: str) -> None:
+        self._failed = True
+        self._held.clear()
         self._send_close(code, reason)  # first: ending the session would close with 1000
         self._ended(RpcDisconnectedError(f"WebSocket connection failed: {reason}"))
 
@@ -454,6 +580,8 @@ class WsConnection(asyncio.Protocol):
             socket.write(frame(OP_TEXT, batch[0].encode("utf-8"), masked))
         else:
             socket.write(b"".join([frame(OP_TEXT, t.encode("utf-8"), masked) for t in batch]))
+        if self.drain is not None and socket.get_write_buffer_size() > self._high:
+            self.pause_writing()  # nobody else tells this class (see ``drain``)
 
     def _write_control(self, opcode: int, payload: bytes) -> None:
         self.flush()
@@ -501,57 +629,73 @@ def accept_key(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + _GUID).digest())
 
 
-def parse_head(head: bytes) -> tuple[list[str], dict[str, str]]:
-    """An HTTP head (without its blank line) as its start line split on spaces, and its
-    headers by lower-case name; a repeated header's values are joined with ", "."""
-    lines = head.decode("latin-1").split("\r\n")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        name = name.strip().lower()
-        value = value.strip()
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return lines[0].split(" "), headers
-
-
-def has_token(value: str, token: str) -> bool:
+def has_token(value: bytes, token: bytes) -> bool:
     """Whether a comma-separated header value holds ``token`` (lower-case)."""
-    return token in (t.strip().lower() for t in value.split(","))
+    return token in (t.strip().lower() for t in value.split(b","))
 
 
 class _Handshake(asyncio.Protocol):
-    """Reads the server's answer to the upgrade request, then hands over to WsConnection."""
+    """Reads the server's answer to the upgrade request (with llhttp, through httptools),
+    then hands over to WsConnection."""
+
+    MAX_HEAD = 65536
 
     def __init__(self, conn: WsConnection, key: bytes, done: asyncio.Future[None]) -> None:
         self.conn = conn
         self.expected = accept_key(key)
         self.done = done
-        self.buf = b""
+        self.parser = httptools.HttpResponseParser(self)
+        self.received = 0
+        self.status = b""
+        self.headers: dict[bytes, bytes] = {}
+        self.complete = False  # the head is read
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    # httptools' callbacks
+    def on_status(self, status: bytes) -> None:
+        self.status += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        old = self.headers.get(name)
+        self.headers[name] = value if old is None else old + b", " + value
+
+    def on_headers_complete(self) -> None:
+        self.complete = True
+
     def data_received(self, data: bytes) -> None:
-        self.buf += data
-        end = self.buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self.buf) > 65536:
+        if self.done.done():
+            return
+        self.received += len(data)
+        rest = b""
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as e:
+            rest = data[e.args[0] :]
+        except httptools.HttpParserError as e:
+            self._refuse(f"WebSocket handshake failed: invalid HTTP response ({e})")
+            return
+        if not self.complete:
+            if self.received > self.MAX_HEAD:
                 self._refuse("WebSocket handshake failed: response headers too long")
             return
-        status, headers = parse_head(self.buf[:end])
-        rest = self.buf[end + 4 :]
-        if len(status) < 2 or status[1] != "101":
-            self._refuse(f"WebSocket handshake failed: server answered {' '.join(status[1:])}")
+        code = self.parser.get_status_code()
+        if code != 101:
+            reason = self.status.decode("latin-1")
+            self._refuse(f"WebSocket handshake failed: server answered {code} {reason}")
             return
+        headers = self.headers
         if (
-            headers.get("upgrade", "").lower() != "websocket"
-            or not has_token(headers.get("connection", ""), "upgrade")
-            or headers.get("sec-websocket-accept", "").encode() != self.expected
+            headers.get(b"upgrade", b"").lower() != b"websocket"
+            or not has_token(headers.get(b"connection", b""), b"upgrade")
+            or headers.get(b"sec-websocket-accept", b"") != self.expected
         ):
             self._refuse("WebSocket handshake failed: invalid upgrade response")
             return
-        if headers.get("sec-websocket-extensions"):
+        if headers.get(b"sec-websocket-extensions"):
             self._refuse("WebSocket handshake failed: the server chose an extension")
             return
         assert self.transport is not None

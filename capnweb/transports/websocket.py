@@ -14,20 +14,17 @@ from aiohttp import web
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 
+from .._codec import DEFAULT_LIMITS
 from ..errors import RpcDisconnectedError
 from ._queued import QueuedTransport, close_reason
 from ._ws import WsConnection
 
 __all__ = [
-    "MAX_FRAME",
     "AiohttpWebSocketTransport",
     "WebSocketTransport",
     "adopt_aiohttp",
     "release_aiohttp",
 ]
-
-MAX_FRAME = 128 * 1024 * 1024
-"""Largest frame accepted; the session's message-size limit is the finer check."""
 
 
 def _closed_error(code: int | None, reason: str) -> RpcDisconnectedError:
@@ -44,6 +41,8 @@ class WebSocketTransport(QueuedTransport):
         self.ws = ws
 
     async def receive(self) -> str:
+        if self._queued > self._high:
+            await self._backpressure()
         try:
             message = await self.ws.recv()
         except ConnectionClosed as e:
@@ -69,6 +68,8 @@ class AiohttpWebSocketTransport(QueuedTransport):
         self.ws: Any = ws
 
     async def receive(self) -> str:
+        if self._queued > self._high:
+            await self._backpressure()
         msg = await self.ws.receive()
         if msg.type == aiohttp.WSMsgType.TEXT:
             return str(msg.data)
@@ -121,8 +122,10 @@ def adopt_aiohttp(ws: web.WebSocketResponse, request: web.BaseRequest) -> WsConn
         or not hasattr(ws, "_closed")
     ):
         return None
-    conn = WsConnection(client=False, max_size=ws._max_msg_size or MAX_FRAME)
+    conn = WsConnection(client=False, max_size=ws._max_msg_size or DEFAULT_LIMITS.max_frame_size)
     conn.connection_made(transport)
+    # aiohttp's protocol gets the socket's flow-control callbacks; it tells when it drained
+    conn.drain = getattr(protocol, "_drain_helper", None)
     protocol._payload_parser = _ParserShim(conn)
     return conn
 
