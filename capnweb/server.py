@@ -26,6 +26,7 @@ from ._tasks import spawn
 from .errors import RpcError
 from .session import SendErrorHook, Session
 from .transports._front import Front
+from .transports._listen import Listener, listen
 from .transports._queued import QueuedTransport
 from .transports._ws import WsConnection
 from .transports.http_batch import BatchServerTransport
@@ -170,6 +171,7 @@ class Endpoint:
     async def _batch_request(self, request: web.Request) -> web.StreamResponse:
         limit = self.limits.max_batch_size
         too_large = web.Response(status=413, text="The batch is too large.")
+        too_large.force_close()  # the rest of the body is not read
         if request.content_length is not None and request.content_length > limit:
             return too_large
         body = bytearray()
@@ -227,7 +229,7 @@ class Server:
         host: str,
         port: int,
         path: str,
-        listener: asyncio.AbstractServer | None = None,
+        listener: Listener | None = None,
         fronts: set[Front] | None = None,
     ):
         self._runner = runner
@@ -360,13 +362,11 @@ async def _serve(
     through_aiohttp = bool(app.middlewares) or bool(app.on_response_prepare)
     factory: Callable[[], asyncio.Protocol] = aiohttp_handler if through_aiohttp else connection
     try:
-        listener = await asyncio.get_running_loop().create_server(
-            factory, host, port, backlog=backlog
-        )
+        listener = await listen(factory, host, port, backlog)
     except BaseException:
         await runner.cleanup()
         raise
-    actual = listener.sockets[0].getsockname()[1] if listener.sockets else port
+    actual = listener.sockets[0].getsockname()[1]
     return Server(runner, endpoint, host, actual, path, listener, fronts)
 
 

@@ -325,3 +325,29 @@ async def test_closing_an_idle_connection_closes_it_at_once() -> None:
     assert not h.socket.closed
     h.handshake.close()
     assert h.socket.closed and not h.pending
+
+
+async def test_a_chunked_batch_is_run_and_answered_then_the_connection_closes() -> None:
+    h = Handshaking()
+    head = b"POST /rpc HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunks = b'3\r\n["a\r\n2\r\n"]\r\n0\r\n\r\n'
+    for i in range(len(head + chunks)):  # in any pieces
+        h.feed((head + chunks)[i : i + 1])
+    await answered(h, 1)
+    assert h.batches == ['["a"]']
+    status, headers, body = response(h.socket.written)
+    assert status == b"HTTP/1.1 200 OK" and body == b'["A"]'
+    assert headers["connection"] == "close" and h.socket.closed
+
+
+async def test_a_chunked_batch_over_the_limit_gets_413_before_its_end() -> None:
+    h = Handshaking()
+    h.feed(b"POST /rpc HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"%x\r\n%s\r\n" % (65536, b" " * 65536)
+    for _ in range(LIMITS.max_batch_size // 65536 + 1):
+        h.feed(chunk)
+        if h.socket.closed:
+            break
+    status, _, _ = response(h.socket.written)
+    assert status == b"HTTP/1.1 413 Request Entity Too Large" and h.socket.closed
+    assert not h.batches

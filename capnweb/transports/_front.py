@@ -86,13 +86,16 @@ class _Head:
     callbacks), and whether the request is complete."""
 
     __slots__ = (
+        "chunked",
         "complete",
         "fields",
         "hosts",
         "kind",
         "length",
+        "max_body",
         "other",
         "parser",
+        "path",
         "url",
         "values",
     )
@@ -111,8 +114,11 @@ class _Head:
         )
     )
 
-    def __init__(self) -> None:
+    def __init__(self, path: bytes, max_body: int) -> None:
         self.parser = httptools.HttpRequestParser(self)
+        self.path = path
+        self.max_body = max_body
+        self.chunked: bytearray | None = None  # the body so far, of a chunked request
         self.url = b""
         self.fields = 0
         self.hosts = 0
@@ -142,31 +148,39 @@ class _Head:
             raise _Stop
 
     def on_headers_complete(self) -> None:
-        self.kind = _OTHER  # until shown otherwise
-        if self.other:
+        self.kind = _OTHER if self.other else _classify(self)
+        if self.kind in (_OTHER, _TOO_LARGE):
             raise _Stop
+
+    def on_body(self, body: bytes) -> None:
+        chunked = self.chunked
+        if chunked is not None:  # (a Content-Length body is taken from the buffer whole)
+            chunked += body
+            if len(chunked) > self.max_body:
+                self.kind = _TOO_LARGE
+                raise _Stop
 
     def on_message_complete(self) -> None:
         self.complete = True
         raise _Stop  # not a byte further: pipelined requests wait for their turn
 
 
-def _classify(head: _Head, path: bytes, max_body: int) -> int:
+def _classify(head: _Head) -> int:
     """What the request whose head is complete is, for this module."""
     parser = head.parser
     values = head.values
     if (
         head.hosts != 1
         or parser.get_http_version() != "1.1"
-        or head.url.partition(b"?")[0] != path
-        or b"transfer-encoding" in values
+        or head.url.partition(b"?")[0] != head.path
         or b"expect" in values
     ):
         return _OTHER
     method = parser.get_method()
     if method == b"GET":
         if (
-            values.get(b"upgrade", b"").lower() != b"websocket"
+            b"transfer-encoding" in values
+            or values.get(b"upgrade", b"").lower() != b"websocket"
             or not has_token(values.get(b"connection", b""), b"upgrade")
             or values.get(b"sec-websocket-version") != b"13"
             or b"content-length" in values
@@ -178,14 +192,21 @@ def _classify(head: _Head, path: bytes, max_body: int) -> int:
         except ValueError:
             return _OTHER
         return _UPGRADE
-    if method == b"POST" and b"upgrade" not in values and b"content-length" in values:
-        content_type = values.get(b"content-type", b"").lower()
-        charset = content_type.partition(b"charset=")[2].strip(b' "')
-        if charset not in (b"", b"utf-8", b"utf8"):
+    if method != b"POST" or b"upgrade" in values:
+        return _OTHER
+    content_type = values.get(b"content-type", b"").lower()
+    charset = content_type.partition(b"charset=")[2].strip(b' "')
+    if charset not in (b"", b"utf-8", b"utf8"):
+        return _OTHER
+    if b"transfer-encoding" in values:  # llhttp checked that chunked comes last
+        if values[b"transfer-encoding"].strip().lower() != b"chunked":
             return _OTHER
-        head.length = int(values[b"content-length"])  # llhttp checked it: digits only
-        return _TOO_LARGE if head.length > max_body else _BATCH
-    return _OTHER
+        head.chunked = bytearray()
+        return _BATCH
+    if b"content-length" not in values:
+        return _OTHER
+    head.length = int(values[b"content-length"])  # llhttp checked it: digits only
+    return _TOO_LARGE if head.length > head.max_body else _BATCH
 
 
 class Front(asyncio.Protocol):
@@ -268,7 +289,7 @@ class Front(asyncio.Protocol):
             if self._buf and self._buf[0] in b"\r\n":  # blank lines first: aiohttp's
                 self._hand_over()
                 return
-            head = self._head = _Head()
+            head = self._head = _Head(self._path, self._limits.max_batch_size)
         try:
             head.parser.feed_data(data)
         except (httptools.HttpParserCallbackError, httptools.HttpParserUpgrade):
@@ -285,15 +306,17 @@ class Front(asyncio.Protocol):
             return
         if self._head_end < 0:
             self._head_end = self._buf.find(b"\r\n\r\n")  # llhttp read it: CRLF lines only
-            if self._head_end <= MAX_HEAD:
-                head.kind = _classify(head, self._path, self._limits.max_batch_size)
-            if head.kind == _OTHER:
-                self._hand_over()
-                return
-            if head.kind == _TOO_LARGE:
-                self._fail(b"413 Request Entity Too Large", b"The batch is too large.")
-                return
+            if self._head_end > MAX_HEAD:
+                head.kind = _OTHER
+        if head.kind == _OTHER:
+            self._hand_over()
+            return
+        if head.kind == _TOO_LARGE:
+            self._fail(b"413 Request Entity Too Large", b"The batch is too large.")
+            return
         if not head.complete:
+            if head.chunked is not None:
+                del self._buf[self._head_end + 4 :]  # what llhttp took out of the chunks
             return  # the rest of the body is on its way
         start = self._head_end + 4
         self._head = None
@@ -302,11 +325,18 @@ class Front(asyncio.Protocol):
             key = head.values[b"sec-websocket-key"]
             self._upgrade(key, bytes(self._buf[start:]))
             return
-        stop = start + head.length
-        body = bytes(self._buf[start:stop])
-        del self._buf[:stop]
-        self._stop_timer()
         keep_alive = bool(head.parser.should_keep_alive())
+        if head.chunked is not None:
+            # Where the chunks end in the buffer is llhttp's to know: no request after this
+            # one on the connection (the answer says so).
+            body = bytes(head.chunked)
+            self._buf.clear()
+            keep_alive = False
+        else:
+            stop = start + head.length
+            body = bytes(self._buf[start:stop])
+            del self._buf[:stop]
+        self._stop_timer()
         self._busy = True
         self._task = spawn(self._answer(body, keep_alive))
 
