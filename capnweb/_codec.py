@@ -103,6 +103,14 @@ class Limits:
     send_low_water: int = 262_144
     """Unsent output bytes below which a paused peer is read again."""
 
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(f"Limits.{name} must be positive, not {value!r}")
+        if self.send_low_water > self.send_high_water:
+            raise ValueError("Limits.send_low_water must not be above send_high_water")
+
     @property
     def max_frame_size(self) -> int:
         """Largest WebSocket message, in bytes, that can hold a message of the size limit."""

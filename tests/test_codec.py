@@ -587,3 +587,17 @@ def test_aggregate_error_errors() -> None:
 def test_received_error_goes_back_unchanged() -> None:
     text = '["error","MyError","m",null,{"code":"E1","cause":["error","RangeError","c"]}]'
     assert dumps(encode(decode(loads(text)))) == text
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_depth": 0},
+        {"max_map_work": -1},
+        {"batch_timeout": 0.0},
+        {"send_high_water": 1000, "send_low_water": 1001},
+    ],
+)
+def test_limits_refuse_values_that_bound_nothing(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="Limits"):
+        Limits(**options)
