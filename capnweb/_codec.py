@@ -92,6 +92,9 @@ class Limits:
     rejects with :class:`RpcLimitError`; the session goes on."""
     max_session_map_work: int = 1_000_000
     """The same, summed over the maps that one session has running at once."""
+    max_exports: int = 100_000
+    """Entries a peer may hold in this side's export table at once (each push is one until
+    the peer releases it); one more aborts the session."""
     max_batch_size: int = 16_777_216
     """Bytes of an HTTP batch request body; a larger one is answered 413 unread."""
     batch_timeout: float = 60.0
@@ -106,8 +109,8 @@ class Limits:
     def __post_init__(self) -> None:
         for name in self.__slots__:
             value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"Limits.{name} must be positive, not {value!r}")
+            if not value >= 0 or (name == "batch_timeout" and not value > 0):
+                raise ValueError(f"Limits.{name} cannot be {value!r}")
         if self.send_low_water > self.send_high_water:
             raise ValueError("Limits.send_low_water must not be above send_high_water")
 

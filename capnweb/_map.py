@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MapBudget", "map_budget", "record_map", "run_map"]
 
-TURN_WORK = 2048
+TURN_WORK = 512
 """Instructions that the maps of one event loop apply in one turn of it: past this, they wait
 for the next turn, so other connections are served in between however many maps run."""
 

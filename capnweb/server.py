@@ -193,6 +193,7 @@ class Endpoint:
         finally:
             if not task.done():
                 task.cancel()  # the batch ends, releasing what it held
+                await asyncio.gather(task, return_exceptions=True)
         if task.cancelled():
             return web.Response(status=503, text="The client went away.")  # read by nobody
         return web.Response(text=task.result(), content_type="text/plain")

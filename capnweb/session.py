@@ -40,7 +40,13 @@ from ._hooks import (
 from ._map import MapBudget, map_budget
 from ._target import RpcTarget
 from ._tasks import spawn
-from .errors import RpcDisconnectedError, RpcError, RpcProtocolError, RpcTypeError
+from .errors import (
+    RpcDisconnectedError,
+    RpcError,
+    RpcLimitError,
+    RpcProtocolError,
+    RpcTypeError,
+)
 from .stubs import RpcPromise, RpcStub
 
 __all__ = ["Session", "Stats", "Transport", "current_session"]
@@ -477,6 +483,8 @@ class Session:
             tag = msg[0]
             n = len(msg)
             if tag == "push" and n > 1:
+                if len(self._exports) >= self.limits.max_exports:
+                    self._too_many_exports()
                 hook = self._evaluate_push(msg[1])
                 self._exports[self._next_in] = _Export(hook)
                 self._next_in += 1
@@ -499,6 +507,8 @@ class Session:
                 self.abort(error, False)
                 return
             if tag == "stream" and n > 1:
+                if len(self._exports) >= self.limits.max_exports:
+                    self._too_many_exports()
                 hook = self._evaluate_push(msg[1])
                 export_id = self._next_in
                 self._exports[export_id] = _Export(hook, auto_release=True)
@@ -511,6 +521,12 @@ class Session:
                 self._next_in += 1
                 return
         raise RpcProtocolError(f"bad RPC message: {_compact(msg)}")
+
+    def _too_many_exports(self) -> None:
+        raise RpcLimitError(
+            f"The peer holds more than max_exports ({self.limits.max_exports}) references "
+            "on this side."
+        )
 
     def _evaluate_push(self, expr: Any) -> Hook:
         payload = self._decode(expr)

@@ -592,7 +592,7 @@ def test_received_error_goes_back_unchanged() -> None:
 @pytest.mark.parametrize(
     "options",
     [
-        {"max_depth": 0},
+        {"max_depth": -1},
         {"max_map_work": -1},
         {"batch_timeout": 0.0},
         {"send_high_water": 1000, "send_low_water": 1001},

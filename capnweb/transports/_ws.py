@@ -55,6 +55,10 @@ OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
 BATCH = 64
 """At most this many messages are coalesced into one write (the peer starts on them sooner)."""
 
+BATCH_CHARS = 65536
+"""Nor more than about this many characters: a burst of large answers reaches the socket, and
+its high water mark, a few at a time."""
+
 CLOSE_TIMEOUT = 5.0
 """Seconds to wait for the peer's answer to our close frame before dropping the connection."""
 
@@ -330,6 +334,7 @@ class WsConnection(asyncio.Protocol):
         self._early: list[str] = []
         self._batch: list[str] = []
         self._urgent = False  # the batch holds more than lazy messages
+        self._batched = 0  # characters of the batch's messages sent with send()
         self._handling = False
         self._flush_soon = False
         self._waited_this_turn = False
@@ -515,8 +520,9 @@ class WsConnection(asyncio.Protocol):
         batch = self._batch
         batch.append(text)
         self._urgent = True
-        if len(batch) >= BATCH:
-            self.flush()
+        self._batched += len(text)
+        if len(batch) >= BATCH or self._batched > BATCH_CHARS:
+            self.flush()  # and the socket's flow control sees it
         elif not self._handling and not self._flush_soon:
             self._flush_soon = True
             self._loop.call_soon(self._end_of_turn)
@@ -572,6 +578,7 @@ class WsConnection(asyncio.Protocol):
             return
         self._batch = []
         self._urgent = False
+        self._batched = 0
         socket = self._socket
         if socket is None:
             return
