@@ -100,6 +100,9 @@ class Limits:
     batch_timeout: float = 60.0
     """Seconds an HTTP batch may run; then it is answered with its open calls rejected
     (an ``abort``) and everything it held is released."""
+    orphan_timeout: float = 60.0
+    """Seconds the calls of a session may still run once it has ended (their results go
+    nowhere); then they are cancelled, so a peer that leaves cannot leave work behind."""
     send_high_water: int = 1_048_576
     """Unsent output bytes of one connection above which the server stops reading that
     peer (a peer that never reads costs at most about this, plus running calls' results)."""

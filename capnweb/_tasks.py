@@ -1,14 +1,31 @@
-"""Background tasks that must run to completion even when nobody awaits them."""
+"""Background tasks that must run to completion even when nobody awaits them.
+
+A task started while a session handles a message (a call, a map, a result being awaited) is
+also counted as that session's (``owner``, set by the session for the message): when the
+session ends, those still running get a grace period, then are cancelled, so a peer that
+leaves cannot leave work behind.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from contextvars import ContextVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
 _running: set[asyncio.Task[Any]] = set()
+
+
+class Owner(Protocol):
+    """What owns the tasks started in its context (a session)."""
+
+    tasks: set[asyncio.Task[Any]]
+
+
+owner: ContextVar[Any] = ContextVar("capnweb_session", default=None)
+"""The session whose message is being handled, or whose call is running."""
 
 
 def spawn(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -16,4 +33,9 @@ def spawn(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     task = asyncio.get_running_loop().create_task(coro)
     _running.add(task)
     task.add_done_callback(_running.discard)
+    session: Owner | None = owner.get()
+    if session is not None:
+        tasks = session.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
     return task

@@ -39,7 +39,7 @@ from ._hooks import (
 )
 from ._map import MapBudget, map_budget
 from ._target import RpcTarget
-from ._tasks import spawn
+from ._tasks import owner, spawn
 from .errors import (
     RpcDisconnectedError,
     RpcError,
@@ -51,7 +51,7 @@ from .stubs import RpcPromise, RpcStub
 
 __all__ = ["Session", "Stats", "Transport", "current_session"]
 
-_current: ContextVar[Session | None] = ContextVar("capnweb_session", default=None)
+_current: ContextVar[Session | None] = owner
 
 
 def current_session() -> Session:
@@ -308,6 +308,16 @@ def _no_callbacks() -> RpcError:
     return RpcError("Cannot call back into the client during an HTTP batch; use a WebSocket.")
 
 
+def _safe_repr(value: Any) -> str:
+    """``repr(value)`` cut to 200 characters; the type's name when repr fails (a peer's
+    bigint of more digits than Python prints, say)."""
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
 def _compact(value: Any) -> str:
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=repr)
     return text if len(text) <= 500 else text[:500] + "..."
@@ -352,6 +362,7 @@ class Session:
         self._building: Payload | None = None
         self._encoding: _Encoding | None = None
         self._ready: deque[tuple[int, _Export]] = deque()  # resolved exports to answer
+        self.tasks: set[asyncio.Task[Any]] = set()  # started for the peer (see _tasks.py)
         self.map_work = 0  # instructions the running maps of received messages may apply
         self._map_budget: MapBudget | None = None  # that of the message being handled
         self.main: RpcStub = RpcStub(_MainHook(self._imports[0], False))
@@ -445,6 +456,16 @@ class Session:
                 exp.hook.dispose()
             except Exception:
                 log.exception("error disposing an export")
+        if self.tasks:  # calls still running: a grace period, then they are cancelled
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop: they cannot run again anyway
+                return
+            loop.call_later(self.limits.orphan_timeout, self._cancel_orphans)
+
+    def _cancel_orphans(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
 
     # -- reading
 
@@ -562,7 +583,8 @@ class Session:
             error = payload.value
             if not isinstance(error, BaseException):
                 error = RpcError(
-                    f"rejected with a non-error value: {error!r}", props={"value": error}
+                    f"rejected with a non-error value: {_safe_repr(error)}",
+                    props={"value": error},
                 )
             imp.resolve(ErrorHook(error))
         else:
@@ -676,17 +698,25 @@ class Session:
         finally:
             self._encoding = prev
 
+    def _pending_import(self, hook: Hook) -> int | None:
+        """The id of the import ``hook`` refers to, when it is one of this session's, still
+        on the peer's export table (not resolved: its release may have gone out)."""
+        if isinstance(hook, ImportHook):
+            entry = hook.entry
+            if entry is not None and entry.session is self and entry.resolution is None:
+                return entry.id
+        return None
+
     def encode_ref(self, ref: Any) -> list[Any]:
         stub: RpcStub = ref
         hook = stub._hook
         path = list(stub._path)
         promise = isinstance(stub, RpcPromise)
-        if isinstance(hook, ImportHook):
-            entry = hook.entry
-            if entry is not None and entry.session is self and entry.resolution is None:
-                if promise:
-                    return ["pipeline", entry.id, path] if path else ["pipeline", entry.id]
-                return ["import", entry.id]
+        import_id = self._pending_import(hook)
+        if import_id is not None:
+            if promise:
+                return ["pipeline", import_id, path] if path else ["pipeline", import_id]
+            return ["import", import_id]
         if promise:
             return ["promise", self._export(hook.get(path) if path else hook.dup(), True)]
         return ["export", self._export(hook.dup(), False)]
@@ -768,15 +798,14 @@ class Session:
             for c in captures:
                 c.dispose()
             return ErrorHook(self._aborted or _no_callbacks())
-        wire_caps: list[Any] = []
-        for cap in captures:
-            if isinstance(cap, ImportHook) and cap.entry is not None and cap.entry.session is self:
-                wire_caps.append(["import", cap.entry.id])
-            else:
-                wire_caps.append(["export", self._export(cap, False)])
+        ids = [self._pending_import(cap) for cap in captures]
+        wire_caps = [
+            ["import", i] if i is not None else ["export", self._export(cap, False)]
+            for cap, i in zip(captures, ids, strict=True)
+        ]
         self._send(["push", ["remap", target_id, path, wire_caps, instructions]])
-        for cap in captures:
-            if isinstance(cap, ImportHook) and cap.entry is not None and cap.entry.session is self:
+        for cap, i in zip(captures, ids, strict=True):
+            if i is not None:
                 cap.dispose()
         entry = self._imports[self._next_import] = _Import(self, self._next_import, False)
         self._next_import += 1

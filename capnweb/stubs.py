@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar
 
 from . import _hooks
 from ._codec import WireRef
@@ -33,7 +33,18 @@ T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 P = TypeVar("P", bound="RpcStub")
 
-_DISPOSED = ErrorHook(RuntimeError("Attempted to use RPC stub after it has been disposed."))
+
+class _Disposed(ErrorHook):
+    """What a disposed stub holds: each use raises an error of its own (one shared error
+    would keep the frames of its last raise alive, through its traceback)."""
+
+    __slots__ = ()
+
+    def _raise(self) -> NoReturn:
+        raise RuntimeError(str(self.error))
+
+
+_DISPOSED = _Disposed(RuntimeError("Attempted to use RPC stub after it has been disposed."))
 
 
 class RpcStub(WireRef):

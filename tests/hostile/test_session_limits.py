@@ -771,3 +771,25 @@ async def test_a_peer_holding_more_than_max_exports_references_loses_its_session
         await p.settle()
         assert p.received()[-1][0] == "abort"
         assert "max_exports" in str(p.session.broken)
+
+
+class Caller(RpcTarget):
+    """Calls the peer's callback and waits for its answer."""
+
+    async def call_function(self, fn: Any, x: int) -> dict[str, Any]:
+        return {"result": await fn(x)}
+
+
+@pytest.mark.timeout(10)
+async def test_calls_a_peer_left_waiting_forever_are_cancelled_after_orphan_timeout() -> None:
+    async with ScriptedPeer(Caller(), limits=Limits(orphan_timeout=0.2)) as p:
+        p.send(["push", ["pipeline", 0, ["call_function"], [["export", -1], 5]]], ["pull", 1])
+        await p.settle()  # the call waits for callback -1, called as the session's import 1
+        # the peer answers the callback with the result of the call itself: a cycle
+        p.send(["resolve", 1, ["pipeline", 1, ["result"]]])
+        await p.settle()
+        stuck = set(p.session.tasks)
+        assert stuck, "the call should be waiting on itself"
+        await p.close()
+        await eventually(lambda: all(t.done() for t in stuck))  # within orphan_timeout
+        assert not p.session.tasks
