@@ -19,9 +19,10 @@ _running: set[asyncio.Task[Any]] = set()
 
 
 class Owner(Protocol):
-    """What owns the tasks started in its context (a session)."""
+    """What owns the tasks started in its context (a session); ``tasks`` is made on first
+    use."""
 
-    tasks: set[asyncio.Task[Any]]
+    tasks: set[asyncio.Task[Any]] | None
 
 
 owner: ContextVar[Any] = ContextVar("capnweb_session", default=None)
@@ -36,6 +37,8 @@ def spawn(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     session: Owner | None = owner.get()
     if session is not None:
         tasks = session.tasks
+        if tasks is None:
+            tasks = session.tasks = set()
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     return task

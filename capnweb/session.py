@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -361,8 +360,8 @@ class Session:
         self._broken_seq = 0
         self._building: Payload | None = None
         self._encoding: _Encoding | None = None
-        self._ready: deque[tuple[int, _Export]] = deque()  # resolved exports to answer
-        self.tasks: set[asyncio.Task[Any]] = set()  # started for the peer (see _tasks.py)
+        self._ready: list[tuple[int, _Export]] = []  # resolved exports to answer
+        self.tasks: set[asyncio.Task[Any]] | None = None  # started for the peer (_tasks.py)
         self.map_work = 0  # instructions the running maps of received messages may apply
         self._map_budget: MapBudget | None = None  # that of the message being handled
         self.main: RpcStub = RpcStub(_MainHook(self._imports[0], False))
@@ -464,7 +463,7 @@ class Session:
             loop.call_later(self.limits.orphan_timeout, self._cancel_orphans)
 
     def _cancel_orphans(self) -> None:
-        for task in list(self.tasks):
+        for task in list(self.tasks or ()):
             task.cancel()
 
     # -- reading
@@ -849,10 +848,10 @@ class Session:
 
     def _answer_ready(self) -> None:
         ready = self._ready
-        n = min(len(ready), READY_PER_TURN)
+        batch = ready[:READY_PER_TURN]
+        del ready[:READY_PER_TURN]
         try:
-            for _ in range(n):
-                export_id, entry = ready.popleft()
+            for export_id, entry in batch:
                 if self._aborted is None:
                     self._answer(export_id, entry, entry.hook.payload)  # type: ignore[attr-defined]
                 self._pull_count -= 1

@@ -24,7 +24,6 @@ import os
 import ssl as ssl_module
 import struct
 import weakref
-from collections import deque
 from collections.abc import Awaitable, Callable
 from random import getrandbits
 from typing import Any
@@ -325,6 +324,36 @@ class WsConnection(asyncio.Protocol):
     answers cannot make this side buffer without bound.
     """
 
+    # Slots keep an idle connection small; "__dict__" (made only when used) lets a test or a
+    # tool wrap a method on the instance.
+    __slots__ = (
+        "__dict__",
+        "_batch",
+        "_batched",
+        "_close_sent",
+        "_close_timer",
+        "_closed",
+        "_deliver",
+        "_early",
+        "_end",
+        "_failed",
+        "_flush_soon",
+        "_handling",
+        "_held",
+        "_high",
+        "_loop",
+        "_low",
+        "_on_end",
+        "_out_paused",
+        "_reader",
+        "_socket",
+        "_turn",
+        "_urgent",
+        "_waited_this_turn",
+        "client",
+        "drain",
+    )
+
     def __init__(self, client: bool, max_size: int) -> None:
         self.client = client
         self._reader = FrameReader(masked=not client, max_size=max_size)
@@ -348,7 +377,7 @@ class WsConnection(asyncio.Protocol):
         self._low = DEFAULT_LIMITS.send_low_water
         self._out_paused = False  # over high water: the peer is not read meanwhile
         self._failed = False  # the peer broke the protocol
-        self._held: deque[tuple[int, bytes]] = deque()  # received, handled once resumed
+        self._held: list[tuple[int, bytes]] = []  # received, handled once resumed
         # How to learn that the output went under low water when another protocol gets the
         # socket's callbacks (a connection adopted from aiohttp): an awaitable of it.
         self.drain: Callable[[], Awaitable[None]] | None = None

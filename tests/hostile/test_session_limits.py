@@ -788,7 +788,7 @@ async def test_calls_a_peer_left_waiting_forever_are_cancelled_after_orphan_time
         # the peer answers the callback with the result of the call itself: a cycle
         p.send(["resolve", 1, ["pipeline", 1, ["result"]]])
         await p.settle()
-        stuck = set(p.session.tasks)
+        stuck = set(p.session.tasks or ())
         assert stuck, "the call should be waiting on itself"
         await p.close()
         await eventually(lambda: all(t.done() for t in stuck))  # within orphan_timeout
