@@ -92,9 +92,10 @@ class Limits:
     rejects with :class:`RpcLimitError`; the session goes on."""
     max_session_map_work: int = 1_000_000
     """The same, summed over the maps that one session has running at once."""
-    max_exports: int = 100_000
-    """Entries a peer may hold in this side's export table at once (each push is one until
-    the peer releases it); one more aborts the session."""
+    max_refs: int = 100_000
+    """Entries a peer may make in each of this side's tables at once: its pushes not yet
+    released (exports), and the capabilities and promises it introduced (imports). One more
+    aborts the session."""
     max_batch_size: int = 16_777_216
     """Bytes of an HTTP batch request body; a larger one is answered 413 unread."""
     batch_timeout: float = 60.0

@@ -63,6 +63,9 @@ def current_session() -> Session:
 
 log = logging.getLogger("capnweb")
 
+RELEASE_PER_TURN = 2048
+"""Table entries an ended session releases per loop turn."""
+
 READY_PER_TURN = 256
 """Resolved promises answered per loop turn, when a result introduces many of them."""
 
@@ -447,20 +450,32 @@ class Session:
             except Exception:
                 log.exception("error in on_broken callback")
         imports, self._imports = self._imports, {}
-        for imp in imports.values():
-            imp.abort(error)
         exports, self._exports = self._exports, {}
-        for exp in exports.values():
-            try:
-                exp.hook.dispose()
-            except Exception:
-                log.exception("error disposing an export")
+        self._release_all(list(imports.values()), [e.hook for e in exports.values()], error)
         if self.tasks:  # calls still running: a grace period, then they are cancelled
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # no loop: they cannot run again anyway
                 return
             loop.call_later(self.limits.orphan_timeout, self._cancel_orphans)
+
+    def _release_all(self, imports: list[_Import], hooks: list[Hook], error: BaseException) -> None:
+        """Reject what waits on ``imports`` and dispose ``hooks``, a bounded number per loop
+        turn (a session may end with up to ``max_refs`` of each)."""
+        imports_now, hooks_now = imports[:RELEASE_PER_TURN], hooks[:RELEASE_PER_TURN]
+        for imp in imports_now:
+            imp.abort(error)
+        for hook in hooks_now:
+            try:
+                hook.dispose()
+            except Exception:
+                log.exception("error disposing an export")
+        if len(imports) > RELEASE_PER_TURN or len(hooks) > RELEASE_PER_TURN:
+            rest = (imports[RELEASE_PER_TURN:], hooks[RELEASE_PER_TURN:], error)
+            try:
+                asyncio.get_running_loop().call_soon(self._release_all, *rest)
+            except RuntimeError:  # no loop running: all at once
+                self._release_all(*rest)
 
     def _cancel_orphans(self) -> None:
         for task in list(self.tasks or ()):
@@ -503,8 +518,8 @@ class Session:
             tag = msg[0]
             n = len(msg)
             if tag == "push" and n > 1:
-                if len(self._exports) >= self.limits.max_exports:
-                    self._too_many_exports()
+                if len(self._exports) >= self.limits.max_refs:
+                    self._too_many_refs()
                 hook = self._evaluate_push(msg[1])
                 self._exports[self._next_in] = _Export(hook)
                 self._next_in += 1
@@ -527,8 +542,8 @@ class Session:
                 self.abort(error, False)
                 return
             if tag == "stream" and n > 1:
-                if len(self._exports) >= self.limits.max_exports:
-                    self._too_many_exports()
+                if len(self._exports) >= self.limits.max_refs:
+                    self._too_many_refs()
                 hook = self._evaluate_push(msg[1])
                 export_id = self._next_in
                 self._exports[export_id] = _Export(hook, auto_release=True)
@@ -542,10 +557,10 @@ class Session:
                 return
         raise RpcProtocolError(f"bad RPC message: {_compact(msg)}")
 
-    def _too_many_exports(self) -> None:
+    def _too_many_refs(self) -> None:
         raise RpcLimitError(
-            f"The peer holds more than max_exports ({self.limits.max_exports}) references "
-            "on this side."
+            f"The peer holds more than max_refs ({self.limits.max_refs}) references in one "
+            "of this session's tables."
         )
 
     def _evaluate_push(self, expr: Any) -> Hook:
@@ -631,10 +646,14 @@ class Session:
                     "Bug in RPC system: The peer sent a promise reusing an existing export ID."
                 )
                 return self._record(RpcPromise(ErrorHook(error)), True)
+            if len(self._imports) >= self.limits.max_refs:
+                self._too_many_refs()
             entry = self._imports[ref_id] = _Import(self, ref_id, True)
             return self._record(RpcPromise(ImportHook(entry, True)), True)
         known = self._imports.get(ref_id)
         if known is None:
+            if len(self._imports) >= self.limits.max_refs:
+                self._too_many_refs()
             known = self._imports[ref_id] = _Import(self, ref_id, False)
         else:
             known.remote_refs += 1

@@ -758,8 +758,8 @@ async def test_malformed_release_or_pull_closes_the_websocket_with_3000(bad: lis
 
 
 @pytest.mark.timeout(10)
-async def test_a_peer_holding_more_than_max_exports_references_loses_its_session() -> None:
-    async with ScriptedPeer(Counter(), limits=Limits(max_exports=10)) as p:
+async def test_a_peer_holding_more_than_max_refs_references_loses_its_session() -> None:
+    async with ScriptedPeer(Counter(), limits=Limits(max_refs=10)) as p:
         for i in range(1, 50):  # pushed and released: nothing is kept
             p.send(["push", ["pipeline", 0, ["increment"], []]], ["release", i, 1])
         await p.settle()
@@ -770,7 +770,7 @@ async def test_a_peer_holding_more_than_max_exports_references_loses_its_session
         p.send(["push", "one too many"])
         await p.settle()
         assert p.received()[-1][0] == "abort"
-        assert "max_exports" in str(p.session.broken)
+        assert "max_refs" in str(p.session.broken)
 
 
 class Caller(RpcTarget):
@@ -793,3 +793,12 @@ async def test_calls_a_peer_left_waiting_forever_are_cancelled_after_orphan_time
         await p.close()
         await eventually(lambda: all(t.done() for t in stuck))  # within orphan_timeout
         assert not p.session.tasks
+
+
+@pytest.mark.timeout(10)
+async def test_a_peer_introducing_more_than_max_refs_capabilities_loses_its_session() -> None:
+    async with ScriptedPeer(Counter(), limits=Limits(max_refs=10)) as p:
+        p.send(["push", [[["export", -i] for i in range(1, 11)]]])  # 10 with the main: too many
+        await p.settle()
+        assert p.received()[-1][0] == "abort"
+        assert "max_refs" in str(p.session.broken)
