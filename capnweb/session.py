@@ -22,7 +22,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from contextvars import ContextVar
+from contextvars import Context, ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -310,6 +310,31 @@ def _no_callbacks() -> RpcError:
     return RpcError("Cannot call back into the client during an HTTP batch; use a WebSocket.")
 
 
+def _cancel_later(tasks: list[asyncio.Task[Any]], delay: float) -> None:
+    """Cancel ``tasks`` that are still running ``delay`` seconds from now (the timer goes as
+    soon as they have all ended; it holds the tasks only, not what started them)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # no loop: they cannot run again anyway
+        return
+
+    def cancel() -> None:
+        for task in tasks:
+            task.cancel()
+
+    timer = loop.call_later(delay, cancel, context=Context())
+    left = len(tasks)
+
+    def ended(_: asyncio.Task[Any]) -> None:
+        nonlocal left
+        left -= 1
+        if left == 0:
+            timer.cancel()
+
+    for task in tasks:
+        task.add_done_callback(ended)
+
+
 def _safe_repr(value: Any) -> str:
     """``repr(value)`` cut to 200 characters; the type's name when repr fails (a peer's
     bigint of more digits than Python prints, say)."""
@@ -452,12 +477,9 @@ class Session:
         imports, self._imports = self._imports, {}
         exports, self._exports = self._exports, {}
         self._release_all(list(imports.values()), [e.hook for e in exports.values()], error)
-        if self.tasks:  # calls still running: a grace period, then they are cancelled
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # no loop: they cannot run again anyway
-                return
-            loop.call_later(self.limits.orphan_timeout, self._cancel_orphans)
+        pending = [task for task in self.tasks or () if not task.done()]
+        if pending:  # calls still running: a grace period, then they are cancelled
+            _cancel_later(pending, self.limits.orphan_timeout)
 
     def _release_all(self, imports: list[_Import], hooks: list[Hook], error: BaseException) -> None:
         """Reject what waits on ``imports`` and dispose ``hooks``, a bounded number per loop
@@ -476,10 +498,6 @@ class Session:
                 asyncio.get_running_loop().call_soon(self._release_all, *rest)
             except RuntimeError:  # no loop running: all at once
                 self._release_all(*rest)
-
-    def _cancel_orphans(self) -> None:
-        for task in list(self.tasks or ()):
-            task.cancel()
 
     # -- reading
 

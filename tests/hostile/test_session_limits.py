@@ -27,6 +27,7 @@ import sys
 import termios
 import time
 import tracemalloc
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
@@ -802,3 +803,58 @@ async def test_a_peer_introducing_more_than_max_refs_capabilities_loses_its_sess
         await p.settle()
         assert p.received()[-1][0] == "abort"
         assert "max_refs" in str(p.session.broken)
+
+
+class Slow(RpcTarget):
+    def __init__(self, release: asyncio.Event) -> None:
+        self.release = release
+
+    async def wait(self) -> int:
+        await self.release.wait()
+        return 1
+
+
+@pytest.mark.timeout(10)
+async def test_an_ended_session_is_not_kept_once_its_calls_are_done() -> None:
+    release = asyncio.Event()
+    peer = ScriptedPeer(Slow(release))  # orphan_timeout: the default minute
+    peer.send(["push", ["pipeline", 0, ["wait"], []]], ["pull", 1])
+    await peer.settle()
+    assert peer.session.tasks  # the call runs
+    await peer.close()
+    release.set()  # the call ends after its session
+    session = peer.session
+    del peer
+    await eventually(lambda: not session.tasks)
+    ref = weakref.ref(session)
+    del session
+    for _ in range(3):
+        gc.collect()
+        await asyncio.sleep(0)
+    assert ref() is None, "the ended session is kept until orphan_timeout"
+
+
+class AsyncSquare(RpcTarget):
+    async def square(self, x: int) -> int:
+        await asyncio.sleep(0)
+        return x * x
+
+
+@pytest.mark.timeout(20)
+async def test_ended_batches_leave_no_timer_behind() -> None:
+    loop = asyncio.get_running_loop()
+
+    def long_timers() -> list[asyncio.TimerHandle]:  # an orphan_timeout's worth ahead
+        return [
+            h
+            for h in loop._scheduled  # type: ignore[attr-defined]
+            if not h.cancelled() and h.when() - loop.time() > 500
+        ]
+
+    async with capnweb.serve(AsyncSquare, limits=Limits(orphan_timeout=1000)) as srv:
+        before = len(long_timers())
+        for i in range(50):
+            async with capnweb.connect(srv.url) as api:
+                assert await api.square(i) == i * i
+        await eventually(lambda: not srv.endpoint.sessions)
+        assert len(long_timers()) == before
