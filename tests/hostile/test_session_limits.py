@@ -825,9 +825,9 @@ async def test_an_ended_session_is_not_kept_once_its_calls_are_done() -> None:
     release.set()  # the call ends after its session
     session = peer.session
     del peer
-    await eventually(lambda: not session.tasks)
     ref = weakref.ref(session)
     del session
+    await eventually(lambda: not ref().tasks)  # type: ignore[union-attr]
     for _ in range(3):
         gc.collect()
         await asyncio.sleep(0)
