@@ -114,25 +114,37 @@ class Endpoint:
         self.sessions.add(session)
         timeout = self.limits.batch_timeout
         try:
-            async with asyncio.timeout(timeout):
-                lines = body.split("\n") if body else ()
-                for i, line in enumerate(lines):
+            if len(body) <= BATCH_LINES_PER_TURN * 64:  # (a small body holds few lines)
+                for line in body.split("\n") if body else ():
                     if line:
                         session.feed(line)
-                    if i % BATCH_LINES_PER_TURN == BATCH_LINES_PER_TURN - 1:
-                        await asyncio.sleep(0)  # other connections are served meanwhile
+            else:
+                await self._feed_slowly(session, body)
+            if session.answering:  # results still being computed: wait, for so long
                 try:
-                    await session.drain()
+                    async with asyncio.timeout(timeout):
+                        await session.drain()
+                except TimeoutError:
+                    session.abort(
+                        RpcError(
+                            f"The HTTP batch did not end within batch_timeout ({timeout:g} s)."
+                        )
+                    )
                 except Exception:
                     pass  # the abort frame is already among the answers
-        except TimeoutError:
-            session.abort(
-                RpcError(f"The HTTP batch did not end within batch_timeout ({timeout:g} s).")
-            )
         finally:
             session.shutdown()
             self.sessions.discard(session)
         return "\n".join(transport.out)
+
+    @staticmethod
+    async def _feed_slowly(session: Session, body: str) -> None:
+        """Feed a large batch, a bounded number of messages per loop turn."""
+        for i, line in enumerate(body.split("\n")):
+            if line:
+                session.feed(line)
+            if i % BATCH_LINES_PER_TURN == BATCH_LINES_PER_TURN - 1:
+                await asyncio.sleep(0)  # other connections are served meanwhile
 
     def shutdown(self) -> None:
         """End every live session."""

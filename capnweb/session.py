@@ -409,6 +409,11 @@ class Session:
         return Stats(len(self._imports), len(self._exports))
 
     @property
+    def answering(self) -> bool:
+        """Whether results the peer pulled are still being computed (see :meth:`drain`)."""
+        return self._pull_count > 0
+
+    @property
     def broken(self) -> BaseException | None:
         """Why the session ended, or None while it is alive."""
         return self._aborted
