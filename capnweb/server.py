@@ -139,12 +139,21 @@ class Endpoint:
 
     @staticmethod
     async def _feed_slowly(session: Session, body: str) -> None:
-        """Feed a large batch, a bounded number of messages per loop turn."""
-        for i, line in enumerate(body.split("\n")):
-            if line:
-                session.feed(line)
-            if i % BATCH_LINES_PER_TURN == BATCH_LINES_PER_TURN - 1:
-                await asyncio.sleep(0)  # other connections are served meanwhile
+        """Feed a large batch, a bounded number of messages per loop turn (the lines are
+        found as they are fed: splitting megabytes at once would hold the loop)."""
+        find = body.find
+        start, end = 0, len(body)
+        while start < end:
+            for _ in range(BATCH_LINES_PER_TURN):
+                stop = find("\n", start)
+                if stop < 0:
+                    stop = end
+                if stop > start:
+                    session.feed(body[start:stop])
+                start = stop + 1
+                if start >= end:
+                    return
+            await asyncio.sleep(0)  # other connections are served meanwhile
 
     def shutdown(self) -> None:
         """End every live session."""

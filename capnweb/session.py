@@ -561,7 +561,7 @@ class Session:
                 reason.dispose()
                 error = reason.value
                 if not isinstance(error, BaseException):
-                    error = RpcError(f"peer aborted the session: {error!r}")
+                    error = RpcError(f"peer aborted the session: {_safe_repr(error)}")
                 self.abort(error, False)
                 return
             if tag == "stream" and n > 1:

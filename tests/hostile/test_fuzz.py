@@ -271,7 +271,7 @@ KNOWN_MAP_TARGET_GC_BUG = True
 collector runs (test_a_failed_map_over_a_target_releases_it): the hostile test checks such
 targets only after a collection."""
 
-KNOWN_BIGINT_ABORT_BUG = True
+KNOWN_BIGINT_ABORT_BUG = False
 """A peer's abort whose reason is a bigint of more digits than Python prints makes the
 session abort with a ValueError and reply with an abort frame (test_an_abort_with_a_long_
 bigint_gets_no_reply): the hostile test accepts that abort."""
@@ -547,12 +547,6 @@ async def test_a_rejection_with_a_long_bigint_rejects_the_call() -> None:
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.xfail(
-    strict=True,
-    reason="Session._handle words a peer's non-error abort reason with repr(): a BigInt of "
-    "more than 4300 digits refuses, and the session aborts with that ValueError, sending an "
-    "abort frame in reply to the peer's abort",
-)
 async def test_an_abort_with_a_long_bigint_gets_no_reply() -> None:
     async with ScriptedPeer() as peer:
         peer.send(["abort", ["bigint", "9" * 5000]])
