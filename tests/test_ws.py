@@ -22,7 +22,7 @@ import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from itertools import pairwise
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import aiohttp
 import pytest
@@ -550,7 +550,7 @@ class RawClient:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, port: int, path: str, *, first: bytes = b"") -> AsyncIterator[RawClient]:
+    async def open(cls, port: int, path: str, *, first: bytes = b"") -> AsyncIterator[Self]:
         """Connect and upgrade (``first``: bytes sent with the request); fails unless 101."""
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), WAIT)
         try:

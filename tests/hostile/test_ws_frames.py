@@ -15,7 +15,6 @@ Every test runs with the compiled frame scan and with the pure-Python reader (``
 from __future__ import annotations
 
 import asyncio
-import base64
 import gc
 import json
 import resource
@@ -29,6 +28,7 @@ from pathlib import Path
 import pytest
 from codec_impls import framing_impl  # noqa: F401 (the fixture: compiled and pure framing)
 from helpers import eventually
+from test_ws import RawClient as WsRawClient
 
 import capnweb
 from capnweb import RpcTarget
@@ -93,60 +93,16 @@ async def served() -> AsyncIterator[capnweb.Server]:
         await asyncio.wait_for(server.close(), WAIT)
 
 
-class RawClient:
-    """A WebSocket client written by hand over a TCP stream: any bytes can be sent."""
+class RawClient(WsRawClient):
+    """tests/test_ws.py's hand-written WebSocket client, with what these tests add."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    @classmethod
-    @asynccontextmanager
-    async def open(cls, server: capnweb.Server) -> AsyncIterator[RawClient]:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", server.port), WAIT
-        )
-        try:
-            key = base64.b64encode(b"0123456789abcdef").decode()
-            writer.write(
-                (
-                    f"GET {server.path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-                    f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                    "Sec-WebSocket-Version: 13\r\n\r\n"
-                ).encode()
-            )
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
-            assert head.startswith(b"HTTP/1.1 101 "), head
-            yield cls(reader, writer)
-        finally:
-            writer.close()
-
-    async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await asyncio.wait_for(self.writer.drain(), WAIT)
-
-    async def read_frame(self) -> tuple[int, bytes]:
-        """The next frame from the server (final and unmasked, as a server's must be)."""
-        head = await asyncio.wait_for(self.reader.readexactly(2), WAIT)
-        assert head[0] & 0xF0 == 0x80 and not head[1] & 0x80, head
-        n = head[1] & 0x7F
-        if n == 126:
-            n = struct.unpack("!H", await asyncio.wait_for(self.reader.readexactly(2), WAIT))[0]
-        elif n == 127:
-            n = struct.unpack("!Q", await asyncio.wait_for(self.reader.readexactly(8), WAIT))[0]
-        return head[0] & 0x0F, await asyncio.wait_for(self.reader.readexactly(n), WAIT)
-
-    async def read_close(self) -> int:
+    async def close_code(self) -> int:
         """The code of the server's next frame, which must be a close frame."""
         opcode, payload = await self.read_frame()
         assert opcode == OP_CLOSE, (opcode, payload)
         assert len(payload) >= 2, payload
         code: int = struct.unpack_from("!H", payload)[0]
         return code
-
-    async def at_eof(self) -> bool:
-        """Whether the server closes the TCP connection (with no more bytes) within WAIT."""
-        return await asyncio.wait_for(self.reader.read(), WAIT) == b""
 
     async def sync(self, tag: bytes) -> None:
         """Wait until the server has read everything sent so far (a ping's pong comes back)."""
@@ -156,7 +112,7 @@ class RawClient:
 
 async def expect_failed_with(raw: RawClient, code: int) -> None:
     """The server closes with ``code``, then the TCP connection once we answer."""
-    assert await raw.read_close() == code
+    assert await raw.close_code() == code
     await raw.send(close_frame(code))
     assert await raw.at_eof()
 
@@ -180,7 +136,7 @@ VALID_CODES = [1000, 1001, 1003, 1011, 1014, 3000, 4000, 4999]
 @pytest.mark.timeout(10)
 @pytest.mark.parametrize("code", INVALID_CODES)
 async def test_a_close_frame_with_an_invalid_code_fails_with_1002(code: int) -> None:
-    async with served() as server, RawClient.open(server) as raw:
+    async with served() as server, RawClient.open(server.port, server.path) as raw:
         await raw.send(call(1, "square", 3))
         assert await raw.read_frame() == (OP_TEXT, b'["resolve",1,9]')
         await raw.send(close_frame(code, b"bye"))
@@ -190,7 +146,7 @@ async def test_a_close_frame_with_an_invalid_code_fails_with_1002(code: int) -> 
 
 @pytest.mark.timeout(10)
 async def test_a_one_byte_close_payload_fails_with_1002() -> None:
-    async with served() as server, RawClient.open(server) as raw:
+    async with served() as server, RawClient.open(server.port, server.path) as raw:
         await raw.send(client_frame(OP_CLOSE, b"\x03"))
         await expect_failed_with(raw, 1002)
         await eventually(lambda: not server.endpoint.sessions)
@@ -199,7 +155,7 @@ async def test_a_one_byte_close_payload_fails_with_1002() -> None:
 @pytest.mark.timeout(10)
 @pytest.mark.parametrize("reason", [b"\xff", b"ok \xc3", b"\xed\xa0\x80"], ids=repr)
 async def test_a_close_reason_that_is_not_utf8_fails_with_1007(reason: bytes) -> None:
-    async with served() as server, RawClient.open(server) as raw:
+    async with served() as server, RawClient.open(server.port, server.path) as raw:
         await raw.send(close_frame(1000, reason))
         await expect_failed_with(raw, 1007)
         await eventually(lambda: not server.endpoint.sessions)
@@ -208,9 +164,9 @@ async def test_a_close_reason_that_is_not_utf8_fails_with_1007(reason: bytes) ->
 @pytest.mark.timeout(10)
 @pytest.mark.parametrize("code", VALID_CODES)
 async def test_a_close_frame_with_a_valid_code_is_echoed(code: int) -> None:
-    async with served() as server, RawClient.open(server) as raw:
+    async with served() as server, RawClient.open(server.port, server.path) as raw:
         await raw.send(close_frame(code, "au revoir, élan".encode()))
-        assert await raw.read_close() == code
+        assert await raw.close_code() == code
         assert await raw.at_eof()  # both close frames are out: the server closes TCP
         await eventually(lambda: not server.endpoint.sessions)
 
@@ -232,7 +188,7 @@ async def frame_limit(server: capnweb.Server) -> int:
 async def test_a_frame_header_announcing_more_than_the_limit_is_refused_at_once(
     over: int,
 ) -> None:
-    async with served() as server, RawClient.open(server) as raw:
+    async with served() as server, RawClient.open(server.port, server.path) as raw:
         limit = await frame_limit(server)
         await raw.send(header(OP_TEXT, limit + over))  # the header only: no payload follows
         await expect_failed_with(raw, 1009)
@@ -240,7 +196,7 @@ async def test_a_frame_header_announcing_more_than_the_limit_is_refused_at_once(
 
 @pytest.mark.timeout(10)
 async def test_a_fragment_taking_its_message_over_the_limit_is_refused_at_once() -> None:
-    async with served() as server, RawClient.open(server) as raw:
+    async with served() as server, RawClient.open(server.port, server.path) as raw:
         limit = await frame_limit(server)
         first = b'["push", '
         await raw.send(client_frame(OP_TEXT, first, fin=False))
@@ -289,7 +245,7 @@ async def flood(raw: RawClient, unit: bytes, total: int) -> int:
 
 @pytest.mark.timeout(30)
 async def test_a_fragment_flood_costs_the_message_size_and_others_keep_being_served() -> None:
-    async with served() as server, RawClient.open(server) as raw:
+    async with served() as server, RawClient.open(server.port, server.path) as raw:
         gc.collect()
         rss_before = rss()
         blocks_before = sys.getallocatedblocks()
