@@ -362,6 +362,37 @@ class Session:
         start: begin reading the transport at once (False for transports fed by hand).
     """
 
+    # Slots keep an idle session small; "__dict__" (made only when used) lets a test or a tool
+    # set attributes of its own.
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_aborted",
+        "_asked",
+        "_before_wait",
+        "_broken",
+        "_broken_seq",
+        "_building",
+        "_can_call",
+        "_drain_waiters",
+        "_encoding",
+        "_exports",
+        "_imports",
+        "_map_budget",
+        "_next_export",
+        "_next_import",
+        "_next_in",
+        "_on_send_error",
+        "_pull_count",
+        "_reader",
+        "_ready",
+        "_transport",
+        "limits",
+        "main",
+        "map_work",
+        "tasks",
+    )
+
     def __init__(
         self,
         transport: Transport,
@@ -388,7 +419,7 @@ class Session:
         self._broken_seq = 0
         self._building: Payload | None = None
         self._encoding: _Encoding | None = None
-        self._ready: list[tuple[int, _Export]] = []  # resolved exports to answer
+        self._ready: list[tuple[int, _Export]] | None = None  # resolved exports to answer
         self.tasks: set[asyncio.Task[Any]] | None = None  # started for the peer (_tasks.py)
         self.map_work = 0  # instructions the running maps of received messages may apply
         self._map_budget: MapBudget | None = None  # that of the message being handled
@@ -881,6 +912,8 @@ class Session:
             # it, in order, a bounded number per loop turn (a result may hold thousands).
             self._pull_count += 1
             ready = self._ready
+            if ready is None:
+                ready = self._ready = []
             ready.append((export_id, entry))
             if len(ready) == 1:
                 asyncio.get_running_loop().call_soon(self._answer_ready)
@@ -890,6 +923,7 @@ class Session:
 
     def _answer_ready(self) -> None:
         ready = self._ready
+        assert ready is not None  # it is what scheduled this
         batch = ready[:READY_PER_TURN]
         del ready[:READY_PER_TURN]
         try:

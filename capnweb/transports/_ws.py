@@ -377,7 +377,7 @@ class WsConnection(asyncio.Protocol):
         self._low = DEFAULT_LIMITS.send_low_water
         self._out_paused = False  # over high water: the peer is not read meanwhile
         self._failed = False  # the peer broke the protocol
-        self._held: list[tuple[int, bytes]] = []  # received, handled once resumed
+        self._held: list[tuple[int, bytes]] | None = None  # received, handled once resumed
         # How to learn that the output went under low water when another protocol gets the
         # socket's callbacks (a connection adopted from aiohttp): an awaitable of it.
         self.drain: Callable[[], Awaitable[None]] | None = None
@@ -434,11 +434,9 @@ class WsConnection(asyncio.Protocol):
         if not self._out_paused:
             return
         self._out_paused = False
-        held = self._held
-        while held and not self._out_paused:
-            messages = list(held)
-            held.clear()
-            self._handle(messages)  # what it cannot handle yet goes back to ``held``
+        while self._held and not self._out_paused:
+            messages, self._held = self._held, None
+            self._handle(messages)  # what it cannot handle yet goes back to ``_held``
         if not self._out_paused and self._socket is not None and not self._close_sent:
             self._socket.resume_reading()
 
@@ -470,16 +468,22 @@ class WsConnection(asyncio.Protocol):
             self._fail(e.code, e.reason)
             return
         if self._out_paused or self._held:
-            self._held.extend(messages)  # handled in order once the output drains
+            self._hold(messages)  # handled in order once the output drains
             return
         self._handle(messages)
+
+    def _hold(self, messages: list[tuple[int, bytes]]) -> None:
+        if self._held is None:
+            self._held = messages
+        else:
+            self._held.extend(messages)
 
     def _handle(self, messages: list[tuple[int, bytes]]) -> None:
         self._handling = True
         try:
             for i, (opcode, payload) in enumerate(messages):
                 if self._out_paused:  # the answers so far filled the output: wait
-                    self._held.extend(messages[i:])
+                    self._hold(messages[i:])
                     break
                 if opcode == OP_TEXT:
                     try:
@@ -536,7 +540,7 @@ class WsConnection(asyncio.Protocol):
 
     def _fail(self, code: int, reason: str) -> None:
         self._failed = True
-        self._held.clear()
+        self._held = None
         self._send_close(code, reason)  # first: ending the session would close with 1000
         self._ended(RpcDisconnectedError(f"WebSocket connection failed: {reason}"))
 
