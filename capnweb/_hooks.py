@@ -566,6 +566,12 @@ class TargetHook(Hook):
     def map(self, path: Path, captures: list[Hook], instructions: list[Any]) -> Hook:
         from ._map import run_map
 
+        if path:  # over the member the path reaches (the target's stub would lead back here)
+            member = self.get(path)
+            try:
+                return member.map([], captures, instructions)
+            finally:
+                member.dispose()
         return run_map(self, path, captures, instructions)
 
     async def pull(self) -> Payload:
