@@ -344,7 +344,6 @@ class Front(asyncio.Protocol):
         transport = self._leave()
         transport.write(_SWITCHING % accept_key(key))
         conn = WsConnection(client=False, max_size=self._limits.max_frame_size)
-        conn.limit_output(self._limits.send_high_water, self._limits.send_low_water)
         transport.set_protocol(conn)
         conn.connection_made(transport)
         self._accept(conn)
