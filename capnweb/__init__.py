@@ -14,6 +14,7 @@ from ._values import Response as Response
 from ._values import TypedArray as TypedArray
 from ._values import UndefinedType as UndefinedType
 from ._values import undefined as undefined
+from .asgi import AsgiApp as AsgiApp
 from .client import Connection as Connection
 from .client import connect as connect
 from .errors import RpcAggregateError as RpcAggregateError
@@ -27,6 +28,7 @@ from .errors import RpcReferenceError as RpcReferenceError
 from .errors import RpcSyntaxError as RpcSyntaxError
 from .errors import RpcTypeError as RpcTypeError
 from .errors import RpcURIError as RpcURIError
+from .server import Cors as Cors
 from .server import Endpoint as Endpoint
 from .server import Server as Server
 from .server import mount as mount
@@ -45,8 +47,10 @@ __all__ = [
     "DEFAULT_LIMITS",
     "INVALID_DATE",
     "URL",
+    "AsgiApp",
     "BigInt",
     "Connection",
+    "Cors",
     "Endpoint",
     "Headers",
     "JsDate",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any, Generic, TypeVar, cast, overload
 
@@ -32,6 +33,7 @@ class Connection(Generic[S]):
         on_send_error: SendErrorHook | None = None,
         headers: dict[str, str] | None = None,
         http: aiohttp.ClientSession | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
         self.url = url
         self.stub_type = stub_type
@@ -40,6 +42,7 @@ class Connection(Generic[S]):
         self._on_send_error = on_send_error
         self._headers = headers
         self._http = http
+        self._ssl = ssl
         self.session: Session | None = None
         self.transport: Transport | None = None
 
@@ -49,7 +52,7 @@ class Connection(Generic[S]):
         transport: Transport
         if scheme in ("ws", "wss"):
             max_size = (self._limits or DEFAULT_LIMITS).max_frame_size
-            conn = await open_client(self.url, self._headers, max_size, OPEN_TIMEOUT)
+            conn = await open_client(self.url, self._headers, max_size, OPEN_TIMEOUT, self._ssl)
             self.transport = conn
             self.session = Session(
                 conn,
@@ -61,7 +64,7 @@ class Connection(Generic[S]):
             conn.attach(self.session.feed, self.session.disconnected)
             return self._main_stub(self.session)
         elif scheme in ("http", "https"):
-            transport = BatchClientTransport(self.url, self._http, self._headers)
+            transport = BatchClientTransport(self.url, self._http, self._headers, self._ssl)
         else:
             raise ValueError(f"unsupported URL scheme {scheme!r}: use ws, wss, http or https")
         self.transport = transport
@@ -114,7 +117,8 @@ def connect(url: str, stub_type: Any = RpcStub, /, **options: Any) -> Connection
     Options: ``main`` (what the server may call back), ``limits``, ``on_send_error``,
     ``headers`` (sent with the HTTP request or the WebSocket handshake), ``http`` (an aiohttp
     ``ClientSession`` for the batch's POST; by default the batches of an event loop share one,
-    reusing keep-alive connections).
+    reusing keep-alive connections), ``ssl`` (an ``ssl.SSLContext`` for ``wss://`` and
+    ``https://``: whom to trust; by default the system's certificate authorities).
 
     Opening a WebSocket raises OSError when the connection fails, RpcDisconnectedError when the
     server does not accept the WebSocket, TimeoutError after ``OPEN_TIMEOUT`` seconds.

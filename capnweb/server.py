@@ -4,8 +4,9 @@
 its path itself and hands every other request to aiohttp (the routes of an ``app`` given to
 it, and whatever HTTP it does not read itself); ``mount()`` adds the endpoint to an aiohttp
 application served elsewhere; ``serve_websocket()`` runs a WebSocket-only server on
-``websockets``. Each WebSocket connection and each batch POST is its own session, whose main
-capability is made by calling ``main()``.
+``websockets``; :class:`capnweb.AsgiApp` (``asgi.py``) serves under an ASGI server. All hand
+their connections to one server core, :class:`Endpoint`. Each WebSocket connection and each
+batch POST is its own session, whose main capability is made by calling ``main()``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Coroutine, Generator
+import ssl as ssl_module
+from collections.abc import Callable, Coroutine, Generator, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from websockets.asyncio.server import Server as WsServer
@@ -37,7 +40,7 @@ from .transports.websocket import (
     release_aiohttp,
 )
 
-__all__ = ["Endpoint", "Server", "mount", "serve", "serve_websocket"]
+__all__ = ["Cors", "Endpoint", "Server", "mount", "serve", "serve_websocket"]
 
 log = logging.getLogger("capnweb")
 
@@ -47,13 +50,53 @@ BACKLOG = 1024
 """Connections the kernel may queue for ``serve()`` before they are accepted."""
 
 
+class Cors:
+    """Which web pages of other origins may call an HTTP batch endpoint (CORS), and the
+    headers that tell their browsers so.
+
+    ``origins`` are full origins (``"https://app.example.com"``), or ``"*"`` for any page.
+    A batch POST from an origin not listed (and not the endpoint's own) is refused with 403:
+    batch bodies are ``text/plain``, which browsers send without asking first.
+    """
+
+    MAX_AGE = 600
+    """Seconds a browser may reuse a preflight answer."""
+
+    def __init__(self, origins: Iterable[str]) -> None:
+        if isinstance(origins, str):
+            raise TypeError("cors takes a list of origins, not one string")
+        listed = [o.rstrip("/") for o in origins]
+        self.any = "*" in listed
+        self.origins = frozenset(o for o in listed if o != "*")
+
+    def allows(self, origin: str, host: str | None) -> bool:
+        """Whether a page of ``origin`` may call (its own server's, on ``host``, always)."""
+        return self.any or origin in self.origins or urlsplit(origin).netloc == host
+
+    def headers(self, origin: str) -> dict[str, str]:
+        """The headers that let a page of an allowed ``origin`` read the answer."""
+        return {"Access-Control-Allow-Origin": "*" if self.any else origin, "Vary": "Origin"}
+
+    def preflight(self, origin: str, method: str, headers: str) -> dict[str, str]:
+        """The answer's headers to a browser asking whether it may POST (an ``OPTIONS``
+        request with ``Access-Control-Request-Method``)."""
+        return {
+            **self.headers(origin),
+            "Access-Control-Allow-Methods": "POST",
+            "Access-Control-Allow-Headers": headers or "Content-Type",
+            "Access-Control-Max-Age": str(self.MAX_AGE),
+        }
+
+
 class Endpoint:
     """The server core of one RPC path: every way of serving (``serve()``, ``mount()``,
     ``serve_websocket()``) hands its connections here, and it runs their sessions.
 
     It makes each session's main capability with ``main()``, applies ``limits`` (message sizes,
     map work, batch size and duration, unsent output: see :class:`Limits`), counts the live
-    sessions in :attr:`sessions` and ends them all on :meth:`shutdown`.
+    sessions in :attr:`sessions` and ends them all on :meth:`shutdown`. ``cors``: the origins
+    of web pages allowed to call the batch endpoint (see :class:`Cors`; None: no CORS headers,
+    and no origin refused).
     """
 
     def __init__(
@@ -62,10 +105,12 @@ class Endpoint:
         *,
         limits: Limits | None = None,
         on_send_error: SendErrorHook | None = None,
+        cors: Iterable[str] | None = None,
     ) -> None:
         self.main = main
         self.limits = limits or DEFAULT_LIMITS
         self.on_send_error = on_send_error
+        self.cors = None if cors is None else Cors(cors)
         self.sessions: set[Session] = set()
 
     def _session(self, transport: Any, start: bool) -> Session:
@@ -165,11 +210,22 @@ class Endpoint:
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request)
+        origin = request.headers.get("Origin")
+        cors = self.cors
+        if cors is not None and origin is not None:
+            if not cors.allows(origin, request.host):
+                return web.Response(status=403, text=FORBIDDEN_ORIGIN)
+            method = request.headers.get("Access-Control-Request-Method")
+            if request.method == "OPTIONS" and method is not None:
+                asked = request.headers.get("Access-Control-Request-Headers", "")
+                return web.Response(status=204, headers=cors.preflight(origin, method, asked))
+            if request.method == "POST":
+                response = await self._batch_request(request)
+                response.headers.update(cors.headers(origin))
+                return response
         if request.method == "POST":
             return await self._batch_request(request)
-        return web.Response(
-            status=405, text="This endpoint only accepts POST or WebSocket requests."
-        )
+        return web.Response(status=405, text=NOT_ALLOWED, headers={"Allow": "POST"})
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(
@@ -220,6 +276,9 @@ class Endpoint:
         return web.Response(text=task.result(), content_type="text/plain")
 
 
+FORBIDDEN_ORIGIN = "Pages of this origin may not call this endpoint (CORS)."
+NOT_ALLOWED = "This endpoint only accepts POST or WebSocket requests."
+
 BATCH_LINES_PER_TURN = 256
 """Messages of an HTTP batch handled in one event loop turn (a large batch never holds it)."""
 
@@ -234,9 +293,11 @@ def mount(
     *,
     limits: Limits | None = None,
     on_send_error: SendErrorHook | None = None,
+    cors: Iterable[str] | None = None,
 ) -> Endpoint:
-    """Serve RPC at ``path`` of an existing aiohttp app (WebSocket and batch POST)."""
-    endpoint = Endpoint(main, limits=limits, on_send_error=on_send_error)
+    """Serve RPC at ``path`` of an existing aiohttp app (WebSocket and batch POST); ``cors``:
+    the origins of web pages that may call the batch endpoint (see :class:`Cors`)."""
+    endpoint = Endpoint(main, limits=limits, on_send_error=on_send_error, cors=cors)
     app.router.add_route("*", path, endpoint.__call__)  # a coroutine function for aiohttp
     return endpoint
 
@@ -253,6 +314,7 @@ class Server:
         path: str,
         listener: Listener | None = None,
         fronts: set[Front] | None = None,
+        secure: bool = False,
     ):
         self._runner = runner
         self._listener = listener
@@ -261,16 +323,22 @@ class Server:
         self.host = host
         self.port = port
         self.path = path
+        self.secure = secure
 
     @property
     def url(self) -> str:
-        """The HTTP URL of the endpoint (use ``ws://`` for WebSocket)."""
-        return f"http://{self.host}:{self.port}{self.path}"
+        """The HTTP URL of the endpoint (``https`` over TLS), for batches."""
+        return f"{'https' if self.secure else 'http'}://{self._authority}{self.path}"
 
     @property
     def ws_url(self) -> str:
-        """The WebSocket URL of the endpoint."""
-        return f"ws://{self.host}:{self.port}{self.path}"
+        """The WebSocket URL of the endpoint (``wss`` over TLS)."""
+        return f"{'wss' if self.secure else 'ws'}://{self._authority}{self.path}"
+
+    @property
+    def _authority(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     async def close(self) -> None:
         """Stop listening and end every session."""
@@ -338,6 +406,9 @@ def serve(
     on_send_error: SendErrorHook | None = None,
     app: web.Application | None = None,
     backlog: int = BACKLOG,
+    ssl: ssl_module.SSLContext | None = None,
+    reuse_port: bool = False,
+    cors: Iterable[str] | None = None,
 ) -> Starting:
     """Serve ``main()`` (called once per session) at ``http://host:port/path``: WebSocket
     upgrades and HTTP batch POSTs. ``await`` the result for the running :class:`Server`, or
@@ -348,24 +419,28 @@ def serve(
     on the same port. The requests of ``path`` are answered without aiohttp, unless the app
     has middlewares or ``on_response_prepare`` hooks: then they see them all. ``backlog``:
     connections the kernel may queue before they are accepted (it caps this at
-    ``net.core.somaxconn``).
+    ``net.core.somaxconn``). ``ssl``: serve ``https``/``wss`` with this server-side context.
+    ``reuse_port``: let other processes listen on the same port (``SO_REUSEPORT``: the kernel
+    spreads connections among them; how ``capnweb serve --workers`` runs). ``cors``: origins
+    of web pages that may call the batch endpoint (see :class:`Cors`).
     """
-    return Starting(_serve(main, host, port, path, limits, on_send_error, app, backlog))
+    endpoint = Endpoint(main, limits=limits, on_send_error=on_send_error, cors=cors)
+    return Starting(_serve(endpoint, host, port, path, app, backlog, ssl, reuse_port))
 
 
 async def _serve(
-    main: MainFactory,
+    endpoint: Endpoint,
     host: str,
     port: int,
     path: str,
-    limits: Limits | None,
-    on_send_error: SendErrorHook | None,
     app: web.Application | None,
     backlog: int,
+    ssl: ssl_module.SSLContext | None,
+    reuse_port: bool,
 ) -> Server:
     if app is None:
-        app = web.Application(client_max_size=(limits or DEFAULT_LIMITS).max_batch_size)
-    endpoint = mount(app, path, main, limits=limits, on_send_error=on_send_error)
+        app = web.Application(client_max_size=endpoint.limits.max_batch_size)
+    app.router.add_route("*", path, endpoint.__call__)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     aiohttp_handler = runner.server
@@ -375,7 +450,13 @@ async def _serve(
     def connection() -> Front:
         # Upgrades and batch POSTs of ``path`` are handled here; aiohttp handles the rest.
         return Front(
-            path, endpoint.accept, endpoint.batch, aiohttp_handler, endpoint.limits, fronts
+            path,
+            endpoint.accept,
+            endpoint.batch,
+            aiohttp_handler,
+            endpoint.limits,
+            fronts,
+            endpoint.cors is not None,
         )
 
     # The app's middlewares (authentication, say) and response hooks (CORS headers, say) must
@@ -384,12 +465,12 @@ async def _serve(
     through_aiohttp = bool(app.middlewares) or bool(app.on_response_prepare)
     factory: Callable[[], asyncio.Protocol] = aiohttp_handler if through_aiohttp else connection
     try:
-        listener = await listen(factory, host, port, backlog)
+        listener = await listen(factory, host, port, backlog, ssl, reuse_port)
     except BaseException:
         await runner.cleanup()
         raise
     actual = listener.sockets[0].getsockname()[1]
-    return Server(runner, endpoint, host, actual, path, listener, fronts)
+    return Server(runner, endpoint, host, actual, path, listener, fronts, ssl is not None)
 
 
 async def serve_websocket(

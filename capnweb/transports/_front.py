@@ -88,6 +88,7 @@ class _Head:
     __slots__ = (
         "chunked",
         "complete",
+        "cors",
         "fields",
         "hosts",
         "kind",
@@ -111,13 +112,15 @@ class _Head:
             b"sec-websocket-version",
             b"transfer-encoding",
             b"expect",
+            b"origin",
         )
     )
 
-    def __init__(self, path: bytes, max_body: int) -> None:
+    def __init__(self, path: bytes, max_body: int, cors: bool) -> None:
         self.parser = httptools.HttpRequestParser(self)
         self.path = path
         self.max_body = max_body
+        self.cors = cors  # a request from a web page is the fallback's (CORS)
         self.chunked: bytearray | None = None  # the body so far, of a chunked request
         self.url = b""
         self.fields = 0
@@ -192,7 +195,7 @@ def _classify(head: _Head) -> int:
         except ValueError:
             return _OTHER
         return _UPGRADE
-    if method != b"POST" or b"upgrade" in values:
+    if method != b"POST" or b"upgrade" in values or (head.cors and b"origin" in values):
         return _OTHER
     content_type = values.get(b"content-type", b"").lower()
     charset = content_type.partition(b"charset=")[2].strip(b' "')
@@ -225,8 +228,10 @@ class Front(asyncio.Protocol):
         fallback: Callable[[], asyncio.Protocol],
         limits: Limits,
         live: set[Front],
+        cors: bool = False,
     ) -> None:
         self._path = path.encode("utf-8")
+        self._cors = cors  # requests from web pages go to the fallback, which answers CORS
         self._accept = accept
         self._batch = batch
         self._fallback = fallback
@@ -289,7 +294,7 @@ class Front(asyncio.Protocol):
             if self._buf and self._buf[0] in b"\r\n":  # blank lines first: aiohttp's
                 self._hand_over()
                 return
-            head = self._head = _Head(self._path, self._limits.max_batch_size)
+            head = self._head = _Head(self._path, self._limits.max_batch_size, self._cors)
         try:
             head.parser.feed_data(data)
         except (httptools.HttpParserCallbackError, httptools.HttpParserUpgrade):

@@ -13,11 +13,12 @@ import asyncio
 import errno
 import logging
 import socket
+import ssl as ssl_module
 from collections.abc import Callable
 
 from .._tasks import spawn
 
-__all__ = ["ACCEPT_PER_TURN", "ACCEPT_RETRY", "Listener", "listen"]
+__all__ = ["ACCEPT_PER_TURN", "ACCEPT_RETRY", "TLS_HANDSHAKE_TIMEOUT", "Listener", "listen"]
 
 log = logging.getLogger("capnweb")
 
@@ -27,17 +28,25 @@ ACCEPT_PER_TURN = 64
 ACCEPT_RETRY = 1.0
 """Seconds without accepting after the process ran out of descriptors (or memory)."""
 
+TLS_HANDSHAKE_TIMEOUT = 10.0
+"""Seconds a client may take to complete the TLS handshake before its connection is dropped."""
+
 _RESOURCES = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 
 
 class Listener:
-    """Accepts the connections of listening ``sockets`` for protocols made by ``factory``."""
+    """Accepts the connections of listening ``sockets`` for protocols made by ``factory``
+    (over TLS with ``ssl``)."""
 
     def __init__(
-        self, sockets: list[socket.socket], factory: Callable[[], asyncio.Protocol]
+        self,
+        sockets: list[socket.socket],
+        factory: Callable[[], asyncio.Protocol],
+        ssl: ssl_module.SSLContext | None = None,
     ) -> None:
         self.sockets = sockets
         self._factory = factory
+        self._ssl = ssl
         self._loop = asyncio.get_running_loop()
         self._closed = False
         self._retry: asyncio.TimerHandle | None = None
@@ -61,7 +70,15 @@ class Listener:
 
     async def _connect(self, conn: socket.socket) -> None:
         try:
-            await self._loop.connect_accepted_socket(self._factory, conn)
+            if self._ssl is None:
+                await self._loop.connect_accepted_socket(self._factory, conn)
+            else:
+                await self._loop.connect_accepted_socket(
+                    self._factory,
+                    conn,
+                    ssl=self._ssl,
+                    ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+                )
         except Exception as e:  # the peer is gone already: nothing to serve
             log.debug("an accepted connection failed: %s", e)
             conn.close()
@@ -93,9 +110,16 @@ class Listener:
 
 
 async def listen(
-    factory: Callable[[], asyncio.Protocol], host: str, port: int, backlog: int
+    factory: Callable[[], asyncio.Protocol],
+    host: str,
+    port: int,
+    backlog: int,
+    ssl: ssl_module.SSLContext | None = None,
+    reuse_port: bool = False,
 ) -> Listener:
-    """Listen on every address of ``host`` (port 0: a free one, the same for all)."""
+    """Listen on every address of ``host`` (port 0: a free one, the same for all); with
+    ``reuse_port``, other processes may listen on the same port (the kernel spreads the
+    connections among them)."""
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(
         host, port, family=socket.AF_UNSPEC, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -106,6 +130,8 @@ async def listen(
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if port == 0 and len(sockets) > 1:  # every address on the port the first got
@@ -117,4 +143,4 @@ async def listen(
         for sock in sockets:
             sock.close()
         raise
-    return Listener(sockets, factory)
+    return Listener(sockets, factory, ssl)

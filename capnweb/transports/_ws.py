@@ -26,7 +26,6 @@ import struct
 import weakref
 from collections.abc import Awaitable, Callable
 from random import getrandbits
-from typing import Any
 from urllib.parse import urlsplit
 
 import httptools
@@ -759,9 +758,14 @@ class _Handshake(asyncio.Protocol):
 
 
 async def open_client(
-    url: str, headers: dict[str, str] | None, max_size: int, timeout: float
+    url: str,
+    headers: dict[str, str] | None,
+    max_size: int,
+    timeout: float,
+    ssl: ssl_module.SSLContext | None = None,
 ) -> WsConnection:
-    """Connect to a ``ws://``/``wss://`` URL and complete the opening handshake.
+    """Connect to a ``ws://``/``wss://`` URL and complete the opening handshake (``wss``: TLS
+    with ``ssl``, by default the system's trusted certificates).
 
     Raises OSError when the connection fails, RpcDisconnectedError when the server does not
     upgrade, TimeoutError after ``timeout`` seconds.
@@ -791,10 +795,12 @@ async def open_client(
     loop = asyncio.get_running_loop()
     conn = WsConnection(client=True, max_size=max_size)
     done: asyncio.Future[None] = loop.create_future()
-    ssl: Any = ssl_module.create_default_context() if secure else None
+    context: ssl_module.SSLContext | None = None
+    if secure:
+        context = ssl if ssl is not None else ssl_module.create_default_context()
     async with asyncio.timeout(timeout):
         transport, _ = await loop.create_connection(
-            lambda: _Handshake(conn, key, done), host, port, ssl=ssl
+            lambda: _Handshake(conn, key, done), host, port, ssl=context
         )
         try:
             transport.write(request)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncGenerator
+from ssl import SSLContext
 from typing import Any
 
 import aiohttp
@@ -111,8 +112,10 @@ class BatchClientTransport:
         url: str,
         http: aiohttp.ClientSession | None = None,
         headers: dict[str, str] | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
         self.url = url
+        self.ssl: SSLContext | bool = True if ssl is None else ssl
         self.headers = {"Content-Type": "text/plain;charset=UTF-8", **(headers or {})}
         self._http = http
         self._out: list[str] = []
@@ -153,7 +156,7 @@ class BatchClientTransport:
                 http = pool.http
             self.requests += 1
             data = io.BytesIO(body.encode())
-            async with http.post(self.url, data=data, headers=self.headers) as r:
+            async with http.post(self.url, data=data, headers=self.headers, ssl=self.ssl) as r:
                 if not 200 <= r.status < 300:
                     raise RpcError(f"RPC request failed: {r.status} {r.reason}")
                 text = await r.text()
