@@ -43,6 +43,9 @@ from .stubs import RpcStub as RpcStub
 from .transports.memory import MemoryTransport as MemoryTransport
 from .transports.memory import memory_pair as memory_pair
 
+__version__ = "0.1.0"
+"""The version of this package (the one source of it: pyproject.toml reads it from here)."""
+
 __all__ = [
     "DEFAULT_LIMITS",
     "INVALID_DATE",

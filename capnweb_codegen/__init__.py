@@ -105,7 +105,9 @@ def ruff_executable() -> str:
         return str(candidate)
     found = shutil.which("ruff")
     if found is None:
-        raise CodegenError("ruff is needed to format Python stubs: pip install ruff")
+        raise CodegenError(
+            "ruff is needed to format Python stubs: pip install 'capnweb[codegen]' (or ruff)"
+        )
     return found
 
 
