@@ -1,6 +1,7 @@
 """The typed example's server: implementations of the Protocols of ``examples/typed/api.py``.
 
-Usage: ``python -m examples.typed.server --port N`` (from the repository root). Methods are
+Usage: ``python -m examples.typed.server --port N`` (from the repository root), or
+``capnweb serve examples.typed.server:make_api --port N``. Methods are
 snake_case here; peers call them by their wire names (``makeCounter``, ``setBio``...), and
 arguments are checked against the Protocols' annotations before any of this code runs.
 """
@@ -19,7 +20,7 @@ import capnweb
 from capnweb import RpcTarget
 from examples.typed.api import Api, Counter, Profile, Stats, User
 
-__all__ = ["ApiImpl", "CounterImpl", "Directory", "UserImpl", "main"]
+__all__ = ["ApiImpl", "CounterImpl", "Directory", "UserImpl", "main", "make_api"]
 
 
 class CounterImpl(RpcTarget, Counter):
@@ -104,6 +105,16 @@ class ApiImpl(RpcTarget, Api):
         return {"users": len(self._directory.users), "counters": self._directory.counters}
 
 
+SHARED = Directory()
+"""The directory of the sessions made by :func:`make_api`."""
+
+
+def make_api() -> ApiImpl:
+    """A session's main capability, over the users of :data:`SHARED`: the factory for
+    ``capnweb serve examples.typed.server:make_api``."""
+    return ApiImpl(SHARED)
+
+
 async def serve(port: int = 0) -> capnweb.Server:
     """A server for the typed example on 127.0.0.1 (port 0: any free port): RPC on ``/rpc``
     (WebSocket and HTTP batch), and a plain ``GET /health`` beside it on the same port."""
@@ -114,7 +125,7 @@ async def serve(port: int = 0) -> capnweb.Server:
 
     app = web.Application()
     app.router.add_get("/health", health)
-    return await capnweb.serve(lambda: ApiImpl(directory), "127.0.0.1", port, "/rpc", app=app)
+    return await capnweb.serve(lambda: ApiImpl(directory), host="127.0.0.1", port=port, app=app)
 
 
 async def main(port: int) -> None:

@@ -1,0 +1,8 @@
+"""``python -m capnweb``: the ``capnweb`` command (see ``capnweb/cli.py``)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
