@@ -28,6 +28,11 @@ from .errors import RpcReferenceError as RpcReferenceError
 from .errors import RpcSyntaxError as RpcSyntaxError
 from .errors import RpcTypeError as RpcTypeError
 from .errors import RpcURIError as RpcURIError
+from .reconnect import Backoff as Backoff
+from .reconnect import ReconnectError as ReconnectError
+from .reconnect import Reconnecting as Reconnecting
+from .reconnect import ResumeTokens as ResumeTokens
+from .reconnect import reconnecting as reconnecting
 from .server import Cors as Cors
 from .server import Endpoint as Endpoint
 from .server import Server as Server
@@ -51,6 +56,7 @@ __all__ = [
     "INVALID_DATE",
     "URL",
     "AsgiApp",
+    "Backoff",
     "BigInt",
     "Connection",
     "Cors",
@@ -59,8 +65,11 @@ __all__ = [
     "JsDate",
     "Limits",
     "MemoryTransport",
+    "ReconnectError",
+    "Reconnecting",
     "Request",
     "Response",
+    "ResumeTokens",
     "RpcAggregateError",
     "RpcDisconnectedError",
     "RpcError",
@@ -85,6 +94,7 @@ __all__ = [
     "current_session",
     "memory_pair",
     "mount",
+    "reconnecting",
     "serve",
     "serve_websocket",
     "undefined",

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.timeout(60)
 
 REPO = Path(__file__).resolve().parents[1]
 STUBS = REPO / "stubs"
-TARGETS = ["examples.typed.api", "examples.interop.contract"]
+TARGETS = ["examples.typed.api", "examples.interop.contract", "examples.reconnect.api"]
 
 
 def test_generating_twice_gives_identical_output() -> None:
@@ -70,7 +70,7 @@ def test_check_reports_stale_files_with_a_diff_and_the_fix(
     assert f"missing: {out / 'examples_interop_contract.py'}" in printed
     assert f"--- {stale} (on disk)" in printed and f"+++ {stale} (generated)" in printed
     assert "-    def squared(" in printed and "+    def square(" in printed
-    fix = f"python -m capnweb_codegen examples.typed.api examples.interop.contract --out {out}"
+    fix = f"python -m capnweb_codegen {' '.join(TARGETS)} --out {out}"
     assert f"regenerate with:\n  {fix}" in printed
     assert stale.read_text().count("def squared(") == 1  # --check writes nothing
 
