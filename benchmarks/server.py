@@ -95,7 +95,7 @@ async def main() -> None:
 
     app = web.Application(client_max_size=Limits().max_batch_size)
     app.router.add_get("/stats", stats)
-    server = await capnweb.serve(session_main, "127.0.0.1", 0, "/rpc", app=app)
+    server = await capnweb.serve(session_main, host="127.0.0.1", port=0, app=app)
     rpc_port = server.port
 
     async def echo(ws: ServerConnection) -> None:

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite: sets up .venv and the Node packages, then lint, types and tests.
+# The whole test suite: sets up .venv, the Node packages and the system programs it runs
+# (tests/system-deps.sh: Node.js, nginx), then lint, types and tests.
 # Usage: bash tests/run.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash tests/system-deps.sh
 bash examples/setup.sh
+node --version
 (cd tests/interop/js && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/typing/ts && npm ci --no-audit --no-fund --loglevel=error)
 echo "== ruff"

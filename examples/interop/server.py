@@ -168,7 +168,7 @@ class TestTargetImpl(RpcTarget, contract.TestTarget):
 
 
 async def main(port: int) -> None:
-    server = await capnweb.serve(TestTargetImpl, "127.0.0.1", port, "/rpc")
+    server = await capnweb.serve(TestTargetImpl, host="127.0.0.1", port=port)
     print(f"listening {server.port}", flush=True)
     await server.serve_until_signal()
 
