@@ -1,0 +1,1 @@
+"""A supervisor that spawns, restarts and stops actors handed out as capabilities."""

@@ -1,0 +1,1 @@
+"""The calculator example: arithmetic on capabilities, pipelined, with typed errors."""

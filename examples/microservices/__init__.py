@@ -1,0 +1,1 @@
+"""Three services in three processes (gateway, auth, users) joined by capabilities."""

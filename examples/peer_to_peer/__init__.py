@@ -1,0 +1,1 @@
+"""Two processes, each the client and the server of the other over one WebSocket."""
