@@ -9,6 +9,7 @@ bash examples/setup.sh
 node --version
 (cd tests/interop/js && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/typing/ts && npm ci --no-audit --no-fund --loglevel=error)
+(cd examples/chat/web && npm ci --no-audit --no-fund --loglevel=error)
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
