@@ -25,7 +25,17 @@ pytestmark = pytest.mark.timeout(60)
 
 REPO = Path(__file__).resolve().parents[1]
 STUBS = REPO / "stubs"
-TARGETS = ["examples.typed.api", "examples.interop.contract", "examples.reconnect.api"]
+TARGETS = [
+    "examples.typed.api",
+    "examples.interop.contract",
+    "examples.reconnect.api",
+    "examples.calculator.api",
+    "examples.batch_pipelining.api",
+    "examples.peer_to_peer.api",
+    "examples.chat.api",
+    "examples.microservices.api",
+    "examples.actor_system.api",
+]
 
 
 def test_generating_twice_gives_identical_output() -> None:
