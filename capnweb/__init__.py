@@ -36,6 +36,8 @@ from .reconnect import reconnecting as reconnecting
 from .server import Cors as Cors
 from .server import Endpoint as Endpoint
 from .server import Server as Server
+from .server import Serving as Serving
+from .server import Starting as Starting
 from .server import mount as mount
 from .server import serve as serve
 from .server import serve_websocket as serve_websocket
@@ -85,7 +87,9 @@ __all__ = [
     "RpcTypeError",
     "RpcURIError",
     "Server",
+    "Serving",
     "Session",
+    "Starting",
     "Stats",
     "Transport",
     "TypedArray",

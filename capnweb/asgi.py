@@ -17,7 +17,7 @@ from typing import Any
 from ._codec import Limits
 from ._tasks import spawn
 from .errors import RpcDisconnectedError
-from .server import FORBIDDEN_ORIGIN, NOT_ALLOWED, Endpoint
+from .server import FORBIDDEN_ORIGIN, NOT_ALLOWED, Closing, Endpoint
 from .session import SendErrorHook
 from .transports._queued import QueuedTransport, close_reason
 
@@ -73,7 +73,7 @@ class AsgiWebSocketTransport(QueuedTransport):
         await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
 
-class AsgiApp:
+class AsgiApp(Closing):
     """The RPC endpoint as an ASGI 3 application: WebSocket and batch POST.
 
     ``main()`` is called once per session for its main capability; ``path``: answer only this
@@ -83,7 +83,8 @@ class AsgiApp:
     ``websocket_max_message_size``, both 16 MiB by default) applies before ``limits``.
 
     As the top-level application it answers ASGI lifespan events (shutdown ends every
-    session); mounted in another application, call :meth:`shutdown` from its lifespan.
+    session); mounted in another application, ``await app.close()`` from its lifespan. It has
+    the shape of every way of serving (:class:`~capnweb.Serving`).
     """
 
     def __init__(
@@ -99,8 +100,8 @@ class AsgiApp:
         self.path = path
 
     @property
-    def sessions(self) -> int:
-        """The number of live sessions."""
+    def live_sessions(self) -> int:
+        """The number of sessions running now."""
         return len(self.endpoint.sessions)
 
     def routes(self, path: str = "/rpc") -> list[Any]:
@@ -111,9 +112,8 @@ class AsgiApp:
 
         return [Route(path, self, methods=["POST", "OPTIONS"]), WebSocketRoute(path, self)]
 
-    def shutdown(self) -> None:
-        """End every live session (for the lifespan of an application this one is mounted in)."""
-        self.endpoint.shutdown()
+    def _begin_close(self) -> Awaitable[None]:
+        return self.endpoint.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -135,7 +135,7 @@ class AsgiApp:
             if event["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif event["type"] == "lifespan.shutdown":
-                self.shutdown()
+                await self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -107,10 +107,42 @@ OPEN_TIMEOUT = 10.0
 
 
 @overload
-def connect(url: str, /, **options: Any) -> Connection[RpcStub]: ...
+def connect(
+    url: str,
+    /,
+    *,
+    main: Any = None,
+    limits: Limits | None = None,
+    on_send_error: SendErrorHook | None = None,
+    headers: dict[str, str] | None = None,
+    http: aiohttp.ClientSession | None = None,
+    ssl: SSLContext | None = None,
+) -> Connection[RpcStub]: ...
 @overload
-def connect(url: str, stub_type: type[S], /, **options: Any) -> Connection[S]: ...
-def connect(url: str, stub_type: Any = RpcStub, /, **options: Any) -> Connection[Any]:
+def connect(
+    url: str,
+    stub_type: type[S],
+    /,
+    *,
+    main: Any = None,
+    limits: Limits | None = None,
+    on_send_error: SendErrorHook | None = None,
+    headers: dict[str, str] | None = None,
+    http: aiohttp.ClientSession | None = None,
+    ssl: SSLContext | None = None,
+) -> Connection[S]: ...
+def connect(
+    url: str,
+    stub_type: Any = RpcStub,
+    /,
+    *,
+    main: Any = None,
+    limits: Limits | None = None,
+    on_send_error: SendErrorHook | None = None,
+    headers: dict[str, str] | None = None,
+    http: aiohttp.ClientSession | None = None,
+    ssl: SSLContext | None = None,
+) -> Connection[Any]:
     """Connect to ``url`` (``ws://``/``wss://``: WebSocket; ``http://``/``https://``: one
     HTTP batch). ``async with connect(url) as api:`` gives the server's main stub.
 
@@ -123,4 +155,13 @@ def connect(url: str, stub_type: Any = RpcStub, /, **options: Any) -> Connection
     Opening a WebSocket raises OSError when the connection fails, RpcDisconnectedError when the
     server does not accept the WebSocket, TimeoutError after ``OPEN_TIMEOUT`` seconds.
     """
-    return Connection(url, stub_type, **options)
+    return Connection(
+        url,
+        stub_type,
+        main=main,
+        limits=limits,
+        on_send_error=on_send_error,
+        headers=headers,
+        http=http,
+        ssl=ssl,
+    )

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import ssl as ssl_module
-from collections.abc import Callable, Coroutine, Generator, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
+from typing import Any, Protocol, Self, runtime_checkable
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 
@@ -29,7 +29,7 @@ from ._tasks import spawn
 from .errors import RpcError
 from .session import SendErrorHook, Session
 from .transports._front import Front
-from .transports._listen import Listener, listen
+from .transports._listen import listen
 from .transports._queued import QueuedTransport
 from .transports._ws import WsConnection
 from .transports.http_batch import BatchServerTransport
@@ -40,7 +40,16 @@ from .transports.websocket import (
     release_aiohttp,
 )
 
-__all__ = ["Cors", "Endpoint", "Server", "mount", "serve", "serve_websocket"]
+__all__ = [
+    "Cors",
+    "Endpoint",
+    "Server",
+    "Serving",
+    "Starting",
+    "mount",
+    "serve",
+    "serve_websocket",
+]
 
 log = logging.getLogger("capnweb")
 
@@ -48,6 +57,67 @@ MainFactory = Callable[[], Any]
 
 BACKLOG = 1024
 """Connections the kernel may queue for ``serve()`` before they are accepted."""
+
+
+@runtime_checkable
+class Serving(Protocol):
+    """The shape every way of serving shares: :class:`Server` (``serve()``,
+    ``serve_websocket()``), :class:`Endpoint` (``mount()``) and :class:`~capnweb.AsgiApp`.
+
+    ``live_sessions`` counts the sessions running now; ``close()`` stops taking new ones, ends
+    every session and, awaited, waits until their connections are closed; ``wait_closed()``
+    waits for that, whoever closes; ``async with`` closes on the way out.
+    """
+
+    @property
+    def live_sessions(self) -> int: ...
+
+    def close(self) -> Awaitable[None]: ...
+
+    async def wait_closed(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+
+class Closing:
+    """``close()``, done once whether awaited or not, ``wait_closed()`` and ``async with``:
+    the lifecycle part of :class:`Serving`; subclasses say how to close in ``_close()``."""
+
+    _closing: asyncio.Future[None] | None = None
+    _closed_event: asyncio.Event | None = None
+
+    def close(self) -> Awaitable[None]:
+        """Stop serving and end every session now; await the result to wait until their
+        connections are closed too."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close_once(self._begin_close()))
+        return self._closing
+
+    async def _close_once(self, begun: Awaitable[None]) -> None:
+        try:
+            await begun
+        finally:
+            if self._closed_event is None:
+                self._closed_event = asyncio.Event()
+            self._closed_event.set()
+
+    async def wait_closed(self) -> None:
+        """Wait until this is closed, by whoever closes it."""
+        if self._closed_event is None:
+            self._closed_event = asyncio.Event()
+        await self._closed_event.wait()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _begin_close(self) -> Awaitable[None]:
+        """Stop serving and end the sessions, now; the result finishes closing."""
+        raise NotImplementedError
 
 
 class Cors:
@@ -88,7 +158,7 @@ class Cors:
         }
 
 
-class Endpoint:
+class Endpoint(Closing):
     """The server core of one RPC path: every way of serving (``serve()``, ``mount()``,
     ``serve_websocket()``) hands its connections here, and it runs their sessions.
 
@@ -205,6 +275,18 @@ class Endpoint:
         for session in list(self.sessions):
             session.shutdown()
 
+    @property
+    def live_sessions(self) -> int:
+        """The number of sessions running now."""
+        return len(self.sessions)
+
+    def _begin_close(self) -> Awaitable[None]:
+        sessions = list(self.sessions)
+        self.shutdown()
+        # Let each WebSocket finish its closing handshake (the batches end at once).
+        waits = [getattr(s.transport, "wait_closed", None) for s in sessions]
+        return _all_done(asyncio.gather(*(w() for w in waits if w), return_exceptions=True))
+
     # -- the aiohttp adapter (``mount()``)
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
@@ -276,6 +358,10 @@ class Endpoint:
         return web.Response(text=task.result(), content_type="text/plain")
 
 
+async def _all_done(waiting: Awaitable[object]) -> None:
+    await waiting
+
+
 FORBIDDEN_ORIGIN = "Pages of this origin may not call this endpoint (CORS)."
 NOT_ALLOWED = "This endpoint only accepts POST or WebSocket requests."
 
@@ -302,28 +388,31 @@ def mount(
     return endpoint
 
 
-class Server:
-    """A running server; ``async with`` it, or ``await close()``."""
+class Server(Closing):
+    """A running server listening on ``host``:``port`` (what ``serve()`` and
+    ``serve_websocket()`` give); ``async with`` it, or ``await server.close()``."""
+
+    _fronts: set[Front] = frozenset()  # type: ignore[assignment]
 
     def __init__(
         self,
-        runner: web.AppRunner,
         endpoint: Endpoint,
         host: str,
         port: int,
         path: str,
-        listener: Listener | None = None,
-        fronts: set[Front] | None = None,
+        sockets: list[socket.socket],
+        stop_accepting: Callable[[], None],
+        cleanup: Callable[[], Awaitable[None]],
         secure: bool = False,
     ):
-        self._runner = runner
-        self._listener = listener
-        self._fronts = fronts if fronts is not None else set()
         self.endpoint = endpoint
         self.host = host
         self.port = port
         self.path = path
+        self.sockets = sockets
         self.secure = secure
+        self._stop_accepting = stop_accepting
+        self._cleanup = cleanup
 
     @property
     def url(self) -> str:
@@ -340,22 +429,24 @@ class Server:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    async def close(self) -> None:
-        """Stop listening and end every session."""
-        if self._listener is not None:
-            self._listener.close()
-        for front in list(self._fronts):
-            front.close()
-        sessions = list(self.endpoint.sessions)
-        self.endpoint.shutdown()
-        # Let each WebSocket finish its closing handshake before the server stops reading.
-        waits = [getattr(s._transport, "wait_closed", None) for s in sessions]
-        await asyncio.gather(*(w() for w in waits if w is not None), return_exceptions=True)
-        await self._runner.cleanup()
+    @property
+    def live_sessions(self) -> int:
+        """The number of sessions running now."""
+        return len(self.endpoint.sessions)
+
+    def _begin_close(self) -> Awaitable[None]:
+        self._stop_accepting()
+        return self._finish_close(self.endpoint.close())
+
+    async def _finish_close(self, sessions_closed: Awaitable[None]) -> None:
+        try:
+            await sessions_closed
+        finally:
+            await self._cleanup()
 
     async def serve_forever(self) -> None:
-        """Wait until cancelled."""
-        await asyncio.Event().wait()
+        """Wait until the server is closed (or this is cancelled)."""
+        await self.wait_closed()
 
     async def serve_until_signal(self) -> None:
         """Serve until SIGTERM or SIGINT arrives, then close (for server scripts)."""
@@ -370,15 +461,10 @@ class Server:
                 loop.remove_signal_handler(sig)
             await self.close()
 
-    async def __aenter__(self) -> Server:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
 
 class Starting:
-    """What ``serve()`` returns: ``await`` it for the :class:`Server`, or ``async with`` it."""
+    """What ``serve()`` returns: ``await`` it for the running :class:`Server`, or
+    ``async with`` it (the server is closed on the way out)."""
 
     def __init__(self, start: Coroutine[Any, Any, Server]) -> None:
         self._start = start
@@ -470,7 +556,18 @@ async def _serve(
         await runner.cleanup()
         raise
     actual = listener.sockets[0].getsockname()[1]
-    return Server(runner, endpoint, host, actual, path, listener, fronts, ssl is not None)
+
+    def stop_accepting() -> None:
+        listener.close()
+        for front in list(fronts):
+            front.close()
+
+    secure = ssl is not None
+    server = Server(
+        endpoint, host, actual, path, listener.sockets, stop_accepting, runner.cleanup, secure
+    )
+    server._fronts = fronts  # the connections not handed to aiohttp (for tests and debugging)
+    return server
 
 
 async def serve_websocket(
@@ -480,13 +577,20 @@ async def serve_websocket(
     *,
     limits: Limits | None = None,
     on_send_error: SendErrorHook | None = None,
-) -> WsServer:
-    """A WebSocket-only server on the ``websockets`` library (any path)."""
+) -> Server:
+    """A WebSocket-only server on the ``websockets`` library, answering on any path."""
     endpoint = Endpoint(main, limits=limits, on_send_error=on_send_error)
 
     async def handler(ws: ServerConnection) -> None:
         await endpoint.run(WebSocketTransport(ws))
 
-    return await ws_serve(
+    server = await ws_serve(
         handler, host, port, max_size=endpoint.limits.max_frame_size, compression=None
     )
+    sockets = list(server.sockets)
+    actual = sockets[0].getsockname()[1]
+
+    def stop_accepting() -> None:
+        server.close(close_connections=False)  # the endpoint closes them, as sessions end
+
+    return Server(endpoint, host, actual, "/", sockets, stop_accepting, server.wait_closed)

@@ -126,7 +126,7 @@ class _Import:
     )
 
     def __init__(self, session: Session, import_id: int, pulling: bool) -> None:
-        self.session = session
+        self.session: Session | None = session  # None once the session ended
         self.id = import_id
         self.local_refs = 0
         self.remote_refs = 1
@@ -143,7 +143,7 @@ class _Import:
             hook.dispose()  # canceled already; the release went out when it was disposed
             return
         self.resolution = hook
-        if self.broken_keys:
+        if self.broken_keys and self.session is not None:
             callbacks = self.session._broken
             for key in self.broken_keys:
                 cb = callbacks.pop(key, None)
@@ -164,6 +164,7 @@ class _Import:
     def wait(self) -> asyncio.Future[Hook]:
         """A future for this entry's resolution (pulled first if nobody has pulled it)."""
         session = self.session
+        assert session is not None  # (an entry of an ended session is resolved)
         if not self.pulled:
             self.pulled = self.asked = True
             session._asked += 1
@@ -195,11 +196,19 @@ class _Import:
             self.wake()  # the awaiting tasks raise ``error`` from the resolution
             self.broken_keys = None
 
+    def end(self, error: BaseException) -> None:
+        """The session ended: break the entry, and let go of the session (a stub the
+        application still holds must not keep a closed session in memory)."""
+        self.abort(error)
+        self.remote_refs = 0
+        self.session = None
+
     def on_broken(self, callback: BrokenCallback) -> None:
         if self.resolution is not None:
             self.resolution.on_broken(callback)
             return
         session = self.session
+        assert session is not None  # (an entry of an ended session is resolved)
         key = session._broken_seq
         session._broken_seq += 1
         session._broken[key] = callback
@@ -208,7 +217,7 @@ class _Import:
         self.broken_keys.append(key)
 
     def send_release(self) -> None:
-        if self.remote_refs > 0:
+        if self.remote_refs > 0 and self.session is not None:
             self.session._send_release(self.id, self.remote_refs)
             self.remote_refs = 0
 
@@ -232,18 +241,21 @@ class ImportHook(Hook):
         e = self._live()
         if e.resolution is not None:
             return e.resolution.call(path, args)
+        assert e.session is not None  # (an entry of an ended session is resolved)
         return e.session._send_call(e.id, path, args)
 
     def get(self, path: Path) -> Hook:
         e = self._live()
         if e.resolution is not None:
             return e.resolution.get(path)
+        assert e.session is not None
         return e.session._send_call(e.id, path, None)
 
     def map(self, path: Path, captures: list[Hook], instructions: list[Any]) -> Hook:
         e = self._live()
         if e.resolution is not None:
             return e.resolution.map(path, captures, instructions)
+        assert e.session is not None
         return e.session._send_map(e.id, path, captures, instructions)
 
     async def pull(self) -> Payload:
@@ -287,7 +299,8 @@ class _MainHook(ImportHook):
         entry = self.entry
         if entry is not None:
             self.entry = None
-            entry.session.shutdown()
+            if entry.session is not None:
+                entry.session.shutdown()
 
     def gc_dispose(self) -> None:
         pass
@@ -466,6 +479,11 @@ class Session:
             RpcDisconnectedError("RPC session was shut down by disposing the main stub"), False
         )
 
+    @property
+    def transport(self) -> Transport:
+        """The connection this session runs over."""
+        return self._transport
+
     async def close(self) -> None:
         """Shut the session down and wait for its reader to stop."""
         self.shutdown()
@@ -522,7 +540,7 @@ class Session:
         turn (a session may end with up to ``max_refs`` of each)."""
         imports_now, hooks_now = imports[:RELEASE_PER_TURN], hooks[:RELEASE_PER_TURN]
         for imp in imports_now:
-            imp.abort(error)
+            imp.end(error)
         for hook in hooks_now:
             try:
                 hook.dispose()
@@ -548,7 +566,9 @@ class Session:
             except Exception as e:
                 if not isinstance(e, RpcError):
                     e = RpcDisconnectedError(str(e) or type(e).__name__)
-                self.abort(e, False)
+                # The reason outlives the session (broken stubs keep it): without its
+                # traceback, it does not keep this frame, and the session, in memory.
+                self.abort(e.with_traceback(None), False)
                 return
             if self._aborted is not None:
                 return

@@ -679,3 +679,30 @@ async def test_releases_wait_while_answers_are_awaited_and_are_sent_soon_otherwi
             ("soon", ["release", 2, 1]),
             ("soon", ["release", 4, 1]),
         ]
+
+
+async def test_a_stub_kept_after_its_session_ended_does_not_keep_the_session() -> None:
+    """The application may hold a stub of a session that ended (here in an object that
+    outlives it): calls on it fail, and the session itself is not kept in memory."""
+    import weakref
+
+    class Holder(RpcTarget):
+        def __init__(self) -> None:
+            self.kept: list[RpcStub] = []
+
+        def keep(self, stub: RpcStub) -> None:
+            self.kept.append(stub.dup())
+
+    holder = Holder()
+    pair = SessionPair(holder)
+    await pair.main.keep(Counter(1))  # the server keeps a stub of the client's counter
+    assert await holder.kept[0].increment(1) == 2
+    ended = weakref.ref(pair.server)
+    await pair.close()
+    del pair
+    for _ in range(3):
+        gc.collect()
+        await asyncio.sleep(0)  # a collected stub releases on the next loop turn
+    assert ended() is None, "an ended session is kept in memory by a stub the app holds"
+    with pytest.raises(RpcError):
+        await holder.kept[0].increment(1)

@@ -32,6 +32,7 @@ from helpers import Counter, eventually, recording_peer, upgrade_request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 import capnweb
 import capnweb.client
@@ -466,8 +467,13 @@ async def mounted(main: Callable[[], Any]) -> capnweb.Server:
     endpoint = capnweb.mount(app, "/rpc", main)
     runner = web.AppRunner(app)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return capnweb.Server(runner, endpoint, "127.0.0.1", runner.addresses[0][1], "/rpc")
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    sockets = list(site._server.sockets)  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
+    return capnweb.Server(
+        endpoint, "127.0.0.1", port, "/rpc", sockets, lambda: None, runner.cleanup
+    )
 
 
 @asynccontextmanager
@@ -859,14 +865,36 @@ async def test_fragmented_call_with_a_ping_inside() -> None:
         assert (opcode, json.loads(answer)) == (OP_TEXT, ["resolve", 1, "añb"])
 
 
-async def test_invalid_utf8_text_closes_with_1007() -> None:
+@pytest.mark.parametrize("opcode", [OP_TEXT, OP_BINARY], ids=["text", "binary"])
+async def test_invalid_utf8_closes_with_1007(opcode: int) -> None:
     async with served() as s, RawClient.open(s.server.port, s.server.path) as raw:
         await raw.send(call(1, "square", 5))
         assert await raw.read_frame() == (OP_TEXT, b'["resolve",1,25]')
         session = s.session()
-        await raw.send(client_frame(OP_TEXT, b'["push", "\xff\xfe"]'))
+        await raw.send(client_frame(opcode, b'["push", "\xff\xfe"]'))
         await expect_close(raw, 1007)
         assert isinstance(await asyncio.wait_for(session.wait_closed(), WAIT), RpcDisconnectedError)
+
+
+async def test_a_binary_message_of_utf8_text_is_a_message() -> None:
+    async with served() as s, RawClient.open(s.server.port, s.server.path) as raw:
+        await raw.send(client_frame(OP_BINARY, b'["push",["pipeline",0,["square"],[9]]]'))
+        await raw.send(client_frame(OP_BINARY, b'["pull",1]'))
+        assert await raw.read_frame() == (OP_TEXT, b'["resolve",1,81]')
+
+
+async def test_serve_websocket_closes_with_1007_on_a_binary_message_that_is_not_utf8() -> None:
+    server = await capnweb.serve_websocket(Api)
+    try:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with ws_connect(f"ws://127.0.0.1:{port}/") as ws:
+            await ws.send(b'["push", "\xff"]')
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), WAIT)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+    finally:
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), WAIT)
 
 
 async def test_unmasked_client_frame_closes_with_1002() -> None:

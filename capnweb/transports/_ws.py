@@ -484,15 +484,13 @@ class WsConnection(asyncio.Protocol):
                 if self._out_paused:  # the answers so far filled the output: wait
                     self._hold(messages[i:])
                     break
-                if opcode == OP_TEXT:
+                if opcode in (OP_TEXT, OP_BINARY):  # a binary message: the same text, as bytes
                     try:
                         text = payload.decode("utf-8")
                     except UnicodeDecodeError:
-                        self._fail(1007, "text frame is not valid UTF-8")
+                        self._fail(1007, "message is not valid UTF-8")
                         return
                     self._message(text)
-                elif opcode == OP_BINARY:
-                    self._message(payload.decode("utf-8", "replace"))
                 elif opcode == OP_PING:
                     self._write_control(OP_PONG, payload)
                 elif opcode == OP_CLOSE:
@@ -562,6 +560,9 @@ class WsConnection(asyncio.Protocol):
     def send_lazy(self, text: str) -> None:
         """Queue a message nobody waits for (a ``release``): it keeps its place among the
         messages sent, but does not cause a write by itself before the end of the turn."""
+        self._append_lazy(text)
+
+    def _append_lazy(self, text: str) -> None:
         if self._close_sent or self._socket is None:
             raise RpcDisconnectedError("the connection is closed")
         self._batch.append(text)
@@ -569,15 +570,13 @@ class WsConnection(asyncio.Protocol):
             self._flush_soon = True
             self._loop.call_soon(self._end_of_turn)
 
-    _queue_lazy = send_lazy  # for send_soon, whatever wraps send_lazy on the instance
-
     def send_soon(self, text: str) -> None:
         """Queue a message nobody waits for, sent while the session awaits nothing: while
         received bytes are being handled, it goes out with their answers, right after them,
         unless another connection of this loop did so in this turn (then as ``send_lazy``)."""
         turn = self._turn
         if not self._handling or turn.taken:
-            self._queue_lazy(text)
+            self._append_lazy(text)
             return
         if self._close_sent or self._socket is None:
             raise RpcDisconnectedError("the connection is closed")

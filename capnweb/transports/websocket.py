@@ -27,6 +27,10 @@ __all__ = [
 ]
 
 
+NOT_UTF8 = "binary message is not valid UTF-8"
+"""The close reason (code 1007) for a binary message that is not UTF-8 text."""
+
+
 def _closed_error(code: int | None, reason: str) -> RpcDisconnectedError:
     return RpcDisconnectedError(
         f"Peer closed WebSocket: {code if code is not None else 1006} {reason}"
@@ -48,7 +52,13 @@ class WebSocketTransport(QueuedTransport):
         except ConnectionClosed as e:
             rcvd = e.rcvd
             raise _closed_error(rcvd.code if rcvd else None, rcvd.reason if rcvd else "") from None
-        return message if isinstance(message, str) else message.decode("utf-8", "replace")
+        if isinstance(message, str):
+            return message
+        try:
+            return message.decode("utf-8")
+        except UnicodeDecodeError:
+            await self.ws.close(1007, NOT_UTF8)
+            raise RpcDisconnectedError(NOT_UTF8) from None
 
     async def _write(self, text: str) -> None:
         await self.ws.send(text)
@@ -74,7 +84,11 @@ class AiohttpWebSocketTransport(QueuedTransport):
         if msg.type == aiohttp.WSMsgType.TEXT:
             return str(msg.data)
         if msg.type == aiohttp.WSMsgType.BINARY:
-            return bytes(msg.data).decode("utf-8", "replace")
+            try:
+                return bytes(msg.data).decode("utf-8")
+            except UnicodeDecodeError:
+                await self.ws.close(code=1007, message=NOT_UTF8.encode())
+                raise RpcDisconnectedError(NOT_UTF8) from None
         if msg.type == aiohttp.WSMsgType.ERROR:
             raise RpcDisconnectedError("WebSocket connection failed.")
         raise _closed_error(self.ws.close_code, str(msg.extra or ""))

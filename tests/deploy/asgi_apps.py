@@ -31,7 +31,7 @@ async def health(request: Request) -> PlainTextResponse:
 
 
 async def sessions(request: Request) -> PlainTextResponse:
-    return PlainTextResponse(str(rpc.sessions))
+    return PlainTextResponse(str(rpc.live_sessions))
 
 
 starlette = Starlette(
@@ -49,7 +49,7 @@ def fastapi_health() -> str:
 
 @fastapi.get("/sessions", response_class=PlainTextResponse)
 def fastapi_sessions() -> str:
-    return str(rpc.sessions)
+    return str(rpc.live_sessions)
 
 
 class Counter(capnweb.RpcTarget):

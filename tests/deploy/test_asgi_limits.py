@@ -130,4 +130,4 @@ async def test_batch_size_and_duration_are_bounded(server: str) -> None:
         async with capnweb.connect(url) as api:
             with pytest.raises(capnweb.RpcError, match="batch_timeout"):
                 await api.nap()
-        assert app.sessions == 0
+        assert app.live_sessions == 0

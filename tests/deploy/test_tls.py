@@ -55,7 +55,7 @@ async def test_serve_over_tls(server_ssl: ssl.SSLContext, client_ssl: ssl.SSLCon
         assert server.url.startswith("https://127.0.0.1:")
         assert server.ws_url.startswith("wss://127.0.0.1:")
         await exercise(server.ws_url, server.url, client_ssl)
-        assert len(server.endpoint.sessions) == 0
+        assert server.live_sessions == 0
 
 
 @asynccontextmanager
@@ -107,4 +107,4 @@ async def test_plain_http_to_a_tls_port_fails_fast(server_ssl: ssl.SSLContext) -
     async with capnweb.serve(interop_server.TestTargetImpl, ssl=server_ssl) as server:
         with pytest.raises((capnweb.RpcDisconnectedError, ConnectionError)):
             await capnweb.connect(f"ws://127.0.0.1:{server.port}/rpc").open()
-        assert len(server.endpoint.sessions) == 0
+        assert server.live_sessions == 0

@@ -31,9 +31,10 @@ POSITIVE = [
     "forms_stubs.py",
     "codegen_sample.py",
     "codegen_sample_stubs.py",
+    "serving.py",
 ]
 GENERATED = ["forms_stubs.py", "codegen_sample.py", "codegen_sample_stubs.py"]
-NEGATIVE = ["wrong_uses.py", "forms_wrong.py"]
+NEGATIVE = ["wrong_uses.py", "forms_wrong.py", "serving_wrong.py"]
 ERROR = re.compile(r"^(?P<path>.+?):(?P<line>\d+): error: (?P<message>.*)$")
 
 Errors = dict[str, dict[int, list[str]]]
