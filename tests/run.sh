@@ -17,3 +17,7 @@ echo "== mypy --strict"
 .venv/bin/mypy --strict capnweb capnweb_codegen stubs examples
 echo "== pytest"
 .venv/bin/python -m pytest -q "$@"
+if [ $# -eq 0 ]; then  # the whole suite: also the scenarios against the reference itself
+  echo "== pytest -m reference (the conformance scenarios against the TypeScript reference)"
+  .venv/bin/python -m pytest -q -m reference tests/interop
+fi
