@@ -140,9 +140,7 @@ PAIRS = [
 ]
 
 CASES = [
-    pytest.param(
-        server, transport, name, id=f"{server}-{transport}-{name}", marks=_marks(server)
-    )
+    pytest.param(server, transport, name, id=f"{server}-{transport}-{name}", marks=_marks(server))
     for server in SERVERS
     for transport in TRANSPORTS
     for name in SCENARIOS[transport]
