@@ -13,15 +13,22 @@ except an instance attribute, which raises ``TypeError`` so that the mistake is 
 
 from __future__ import annotations
 
+import inspect
+import logging
 from collections.abc import Callable
 from typing import Any, Final
 
+from ._codec import WireTarget
+from ._validate import args_checker
 from ._values import undefined
+from .interface import interfaces_of
 
-__all__ = ["RpcTarget", "get_member"]
+__all__ = ["Checked", "RpcTarget", "dispose_target", "get_member", "strip_undefined"]
+
+log = logging.getLogger("capnweb")
 
 
-class RpcTarget:
+class RpcTarget(WireTarget):
     """Base class for objects passed by reference: the peer gets a stub and calls back here.
 
     Subclass it and define methods; a peer can call the public ones. Override
@@ -62,9 +69,6 @@ def _declared(cls: type) -> dict[str, _Info] | None:
         return _iface_cache[cls]
     except KeyError:
         pass
-    from ._validate import args_checker
-    from .interface import interfaces_of
-
     ifaces = interfaces_of(cls)
     table: dict[str, _Info] | None = None
     if ifaces:
@@ -151,6 +155,48 @@ def dispose_target(target: Any) -> None:
     try:
         hook()
     except Exception:  # a disposer must not break the session
-        import logging
+        log.exception("error in on_dispose of %r", target)
 
-        logging.getLogger("capnweb").exception("error in on_dispose of %r", target)
+
+# --------------------------------------------------------------------------------------------
+# Trailing ``undefined`` arguments
+
+
+_defaults_cache: dict[Any, int] = {}
+
+
+def _first_optional(fn: Callable[..., Any]) -> int:
+    """Index of the first positional parameter of ``fn`` that has a default (or a large
+    number when none has)."""
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    key = code if code is not None else fn
+    try:
+        return _defaults_cache[key]
+    except (KeyError, TypeError):
+        pass
+    first = 1 << 30
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    for i, p in enumerate(params):
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty:
+            first = i
+            break
+    try:
+        _defaults_cache[key] = first
+    except TypeError:
+        pass
+    return first
+
+
+def strip_undefined(fn: Callable[..., Any], args: list[Any]) -> list[Any]:
+    """Drop trailing ``undefined`` arguments that fall on parameters with defaults, so the
+    defaults apply as they do in JavaScript."""
+    if not args or args[-1] is not undefined or isinstance(fn, Checked):
+        return args  # a checked method maps undefined to defaults itself
+    first = _first_optional(fn)
+    n = len(args)
+    while n > first and args[n - 1] is undefined:
+        n -= 1
+    return args[:n]
