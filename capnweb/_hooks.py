@@ -12,12 +12,22 @@ Theory, once:
 - A stub (:class:`RpcStub`) or promise (:class:`RpcPromise`) is the application's handle on
   one hook. ``dispose()`` disposes the hook; a stub that is garbage-collected disposes its
   hook on the next loop turn (``RpcStub.__del__``).
-- A :class:`Payload` is a value tree plus the stubs it owns. Arguments travel as a payload owned
-  by the callee, which disposes it when the call returns (so a callee that wants to keep a stub
-  it received must ``dup()`` it). A value returned by a method is owned by the result hook and
-  released when the caller releases the result.
+- A :class:`Payload` is a value tree plus the stubs it owns. A value returned by a method is
+  owned by the result hook and released when the caller releases the result.
 - Values handed to the application (an awaited result, call arguments) are copies whose stubs
   are fresh dups, and in which every promise has been replaced by its resolution.
+
+Ownership of call arguments follows reachability, not a count of references. The
+implementation receives the argument payload's own stubs, and the dispatcher drops its
+references to them as soon as the function has returned or raised (:meth:`Payload.hand_over`;
+the coroutine of an ``async def`` method holds its arguments until it finishes). From then on
+an argument stub lives as long as something reachable holds it (an object or container the
+implementation stored it in, a closure, a task still running), and its finalizer releases it,
+on the next loop turn, once nothing does: in CPython as soon as the last reference goes; at
+the next garbage collection where objects are not reference counted, or where the stub sits
+in a reference cycle. Returning an argument stub or ``dup()``-ing it makes a new reference
+(the result's, or the dup), so the capability lives on through that one whatever becomes of
+the argument stub.
 
 Hooks and stubs make one module because they make each other: running a call on a local
 target hands the application stubs, and a stub of a local object runs calls. What does not
@@ -31,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
-import sys
 import traceback
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
@@ -140,14 +149,14 @@ class Payload:
             targets, self.targets = self.targets, None
             _dispose_returned(self.value, targets or {}, set(), 0)
 
-    def release_unkept(self) -> None:
-        """After a call: release the argument stubs the implementation kept no reference to."""
-        owned, self.owned = self.owned, []
+    def hand_over(self) -> None:
+        """After a call: drop this payload's references to its tree and stubs.
+
+        The implementation owns the stubs from then on: those it kept live on, the others
+        are unreachable and their finalizer releases them (see the module docstring).
+        """
+        self.owned = []
         self.value = None
-        while owned:
-            stub = owned.pop()
-            if sys.getrefcount(stub) <= 2:  # only `stub` and getrefcount's own argument
-                stub.dispose()
 
     async def deliver(self) -> Payload:
         """A copy for the application to own: stubs dup'ed, promises replaced by values."""
@@ -344,8 +353,8 @@ def invoke(fn: Callable[..., Any], args: Payload) -> Hook:
     """Run an application function on a payload of arguments; the result as a hook.
 
     Calls whose arguments hold no promises start at once (sync functions run to completion),
-    so calls are delivered in the order they arrived. Arguments are released when the call
-    is over.
+    so calls are delivered in the order they arrived. When the call is over, the arguments
+    are handed over to the implementation (:meth:`Payload.hand_over`).
     """
     if args.source != "owned":
         args = args.owned_copy()
@@ -355,14 +364,17 @@ def invoke(fn: Callable[..., Any], args: Payload) -> Hook:
     try:
         result = fn(*strip_undefined(fn, value)) if type(value) is list else fn(value)
     except Exception as e:
+        # The error's traceback keeps this frame: let go of the arguments in it.
+        del value
+        args.hand_over()
         traceback.clear_frames(e.__traceback__)
-        args.release_unkept()
         return ErrorHook(e)
+    del value
+    args.hand_over()
     if type(result) not in _LEAF_TYPES and inspect.isawaitable(result):
-        return PromiseHook(spawn(_finish(result, args)))
+        return PromiseHook(spawn(_finish(result)))
     hook = _result_hook(result)
     del result
-    args.release_unkept()
     return hook
 
 
@@ -375,18 +387,17 @@ async def _invoke_later(fn: Callable[..., Any], args: Payload) -> Hook:
     return invoke(fn, args)
 
 
-async def _finish(result: Awaitable[Any], args: Payload) -> Hook:
+async def _finish(result: Awaitable[Any]) -> Hook:
+    """The result of an async implementation (its coroutine holds the arguments it uses)."""
     try:
         value = await result
     except Exception as e:
         traceback.clear_frames(e.__traceback__)
         del result
-        args.release_unkept()
         return ErrorHook(e)
     del result
     hook = _result_hook(value)
     del value
-    args.release_unkept()
     return hook
 
 

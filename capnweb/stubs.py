@@ -8,8 +8,9 @@ Names that start with ``_`` and the few local methods (``dup``, ``dispose``, ``m
 Lifetime: a stub holds one reference to the remote object. ``dispose()`` (or leaving a
 ``with``/``async with`` block) releases it at once; a stub that is garbage-collected is
 released soon after. A stub received as a call argument stays valid as long as the
-implementation keeps a reference to it; if it keeps none, it is released when the call
-returns. The classes live in ``capnweb._hooks``, beside the hooks they wrap.
+implementation keeps a reference to it; one it does not keep is released when the call
+returns (docs/guide.md, "Lifetimes"). The classes live in ``capnweb._hooks``, beside the hooks
+they wrap, where the rule is written out.
 """
 
 from __future__ import annotations
