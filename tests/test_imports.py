@@ -175,3 +175,13 @@ def test_the_codec_knows_no_runtime_module() -> None:
     """The wire codec is sans-IO: values, errors and its compiled half, nothing above."""
     allowed = {"capnweb._values", "capnweb.errors", "capnweb._speedups"}
     assert imports_of("capnweb._codec") <= allowed
+
+
+def test_what_the_hooks_build_on_stays_below_them() -> None:
+    """The Hook interface and map recording import nothing of the local runtime."""
+    assert imports_of("capnweb._hookbase") == set()
+    assert imports_of("capnweb._map") <= {
+        "capnweb._codec",
+        "capnweb._hookbase",
+        "capnweb.errors",
+    }
