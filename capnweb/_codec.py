@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
-from ._target import RpcTarget
 from ._values import (
     TYPED_ARRAY_KINDS,
     URL,
@@ -61,6 +60,7 @@ __all__ = [
     "Importer",
     "Limits",
     "WireRef",
+    "WireTarget",
     "decode",
     "dumps",
     "encode",
@@ -150,7 +150,19 @@ _BIGINT_RE: Final = re.compile(r"-?[0-9]+")
 
 
 class WireRef:
-    """Base of values that encode as references (stubs and promises); see the session."""
+    """Base of values that encode as references to what a session already tracks (stubs and
+    promises): the exporter's ``encode_ref`` names them."""
+
+    __slots__ = ()
+
+
+class WireTarget:
+    """Base of objects passed by reference and exported anew (``RpcTarget``): the exporter's
+    ``encode_target`` names them. Plain functions are exported the same way.
+
+    The codec knows what travels by reference only through these two bases, never through the
+    runtime's classes, which live above it.
+    """
 
     __slots__ = ()
 
@@ -449,7 +461,7 @@ class _Encoder:
             return ["date", v.ms]
         if isinstance(v, BaseException):
             return self.error(v, depth)
-        if isinstance(v, RpcTarget):
+        if isinstance(v, WireTarget):
             return self._exporter(v).encode_target(v)
         if isinstance(v, list | tuple):
             return [[self.value(x, depth + 1) for x in v]]

@@ -1,20 +1,39 @@
-"""Hooks: what stands behind every stub and promise, local or remote.
+"""Hooks, payloads and stubs: the local half of the runtime, under one set of rules.
 
 Theory, once:
 
 - A *hook* is one reference to something callable: a local RpcTarget or function
   (:class:`TargetHook`), a local value (:class:`ValueHook`), a value still being computed
-  (:class:`PromiseHook`), an error (:class:`ErrorHook`), or an entry of a session's import table
+  (``PromiseHook``), an error (``ErrorHook``), or an entry of a session's import table
   (``session.ImportHook``). ``call``/``get``/``map`` return a new hook for the result, at once:
   that is what makes pipelining work, locally and remotely alike.
 - Hooks are linear: whoever holds one disposes it exactly once. ``dup()`` makes another
   reference to the same thing; the thing is released when every reference is disposed.
-- A :class:`Payload` is a value tree plus the stubs it owns. Arguments travel as a payload owned
-  by the callee, which disposes it when the call returns (so a callee that wants to keep a stub
-  it received must ``dup()`` it). A value returned by a method is owned by the result hook and
-  released when the caller releases the result.
+- A stub (:class:`RpcStub`) or promise (:class:`RpcPromise`) is the application's handle on
+  one hook. ``dispose()`` disposes the hook; a stub that is garbage-collected disposes its
+  hook on the next loop turn (``RpcStub.__del__``).
+- A :class:`Payload` is a value tree plus the stubs it owns. A value returned by a method is
+  owned by the result hook and released when the caller releases the result.
 - Values handed to the application (an awaited result, call arguments) are copies whose stubs
   are fresh dups, and in which every promise has been replaced by its resolution.
+
+Ownership of call arguments follows reachability, not a count of references. The
+implementation receives the argument payload's own stubs, and the dispatcher drops its
+references to them as soon as the function has returned or raised (:meth:`Payload.hand_over`;
+the coroutine of an ``async def`` method holds its arguments until it finishes). From then on
+an argument stub lives as long as something reachable holds it (an object or container the
+implementation stored it in, a closure, a task still running), and its finalizer releases it,
+on the next loop turn, once nothing does: in CPython as soon as the last reference goes; at
+the next garbage collection where objects are not reference counted, or where the stub sits
+in a reference cycle. Returning an argument stub or ``dup()``-ing it makes a new reference
+(the result's, or the dup), so the capability lives on through that one whatever becomes of
+the argument stub.
+
+Hooks and stubs make one module because they make each other: running a call on a local
+target hands the application stubs, and a stub of a local object runs calls. What does not
+take part in that lives below: the Hook interface, errors and promises in
+``capnweb._hookbase``, map recording and budgets in ``capnweb._map``, the rules for reaching a
+target's members in ``capnweb._target``.
 """
 
 from __future__ import annotations
@@ -22,132 +41,39 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
-import sys
 import traceback
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from collections.abc import Awaitable, Callable, Generator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, NoReturn, TypeVar
 
-from ._codec import PROTO_KEYS
-from ._target import Checked, RpcTarget, dispose_target, get_member
+from ._codec import DEFAULT_LIMITS, PROTO_KEYS, WireRef, decode
+from ._hookbase import BrokenCallback, ErrorHook, Hook, Path, PromiseHook
+from ._map import MAP_COST, TURN_WORK, map_budget, map_turn, record_map, recording
+from ._target import RpcTarget, dispose_target, get_member, strip_undefined
 from ._tasks import spawn
+from ._validate import convert
 from ._values import Request, Response, undefined
+from .errors import RpcError
 
 if TYPE_CHECKING:
-    from .stubs import RpcPromise, RpcStub
-else:  # capnweb.stubs imports this module; it fills these in once its classes exist
-    RpcStub = RpcPromise = None
+    from typing import Self
 
 __all__ = [
+    "BrokenCallback",
     "ErrorHook",
     "Hook",
     "Path",
     "Payload",
     "PromiseHook",
+    "RpcPromise",
+    "RpcStub",
     "TargetHook",
     "ValueHook",
 ]
 
-Path = list[str | int]
-BrokenCallback = Callable[[BaseException], None]
-
-
-class Hook:
-    """One reference to a callable thing; see the module docstring."""
-
-    __slots__ = ()
-
-    def call(self, path: Path, args: Payload) -> Hook:
-        """Call the function at ``path`` with ``args`` (ownership passes to the callee)."""
-        raise NotImplementedError
-
-    def get(self, path: Path) -> Hook:
-        """A hook for the property at ``path``."""
-        raise NotImplementedError
-
-    def map(self, path: Path, captures: list[Hook], instructions: list[Any]) -> Hook:
-        """Run recorded map() ``instructions`` over the value at ``path`` (owns ``captures``)."""
-        raise NotImplementedError
-
-    async def pull(self) -> Payload:
-        """The resolved value; the payload stays owned by this hook."""
-        raise NotImplementedError
-
-    def ready(self) -> asyncio.Future[Hook] | None:
-        """A future for the hook this one resolves to, if that has to be waited for, else
-        None. (With :meth:`pulled`, the fast path of awaiting a promise: no coroutine per
-        level.)"""
-        return None
-
-    def pulled(self) -> Payload | None:
-        """What :meth:`pull` gives, if that is known without waiting; else None."""
-        return None
-
-    def dup(self) -> Hook:
-        """Another reference to the same thing."""
-        raise NotImplementedError
-
-    def dispose(self) -> None:
-        """Release this reference."""
-        raise NotImplementedError
-
-    def on_broken(self, callback: BrokenCallback) -> None:
-        """Call ``callback(error)`` once this reference can never work again."""
-
-    def gc_dispose(self) -> None:
-        """Release because the owning Python object was garbage-collected."""
-        self.dispose()
-
-
-class ErrorHook(Hook):
-    """A reference that is broken: every use fails with ``error``."""
-
-    __slots__ = ("_tb", "error")
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-        self._tb = error.__traceback__
-
-    def _raise(self) -> NoReturn:
-        # Every user gets the error with its own traceback on top of the original one: raised
-        # as is, each raise would add to the same traceback (thousands of awaiting tasks: a
-        # traceback thousands of frames long, and every frame kept alive by it).
-        raise self.error.with_traceback(self._tb)
-
-    def call(self, path: Path, args: Payload) -> Hook:
-        args.dispose()
-        return self
-
-    def get(self, path: Path) -> Hook:
-        return self
-
-    def map(self, path: Path, captures: list[Hook], instructions: list[Any]) -> Hook:
-        for c in captures:
-            c.dispose()
-        return self
-
-    async def pull(self) -> Payload:
-        self._raise()
-
-    def pulled(self) -> Payload | None:
-        self._raise()
-
-    def dup(self) -> Hook:
-        return self
-
-    def dispose(self) -> None:
-        pass
-
-    def on_broken(self, callback: BrokenCallback) -> None:
-        _safe_call(callback, self.error)
-
-
-def _safe_call(callback: BrokenCallback, error: BaseException) -> None:
-    try:
-        callback(error)
-    except Exception:
-        import logging
-
-        logging.getLogger("capnweb").exception("error in on_broken callback")
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+P = TypeVar("P", bound="RpcStub")
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,14 +149,14 @@ class Payload:
             targets, self.targets = self.targets, None
             _dispose_returned(self.value, targets or {}, set(), 0)
 
-    def release_unkept(self) -> None:
-        """After a call: release the argument stubs the implementation kept no reference to."""
-        owned, self.owned = self.owned, []
+    def hand_over(self) -> None:
+        """After a call: drop this payload's references to its tree and stubs.
+
+        The implementation owns the stubs from then on: those it kept live on, the others
+        are unreachable and their finalizer releases them (see the module docstring).
+        """
+        self.owned = []
         self.value = None
-        while owned:
-            stub = owned.pop()
-            if sys.getrefcount(stub) <= 2:  # only `stub` and getrefcount's own argument
-                stub.dispose()
 
     async def deliver(self) -> Payload:
         """A copy for the application to own: stubs dup'ed, promises replaced by values."""
@@ -423,52 +349,12 @@ def get_at(root: Any, path: Path, owner: Payload | None) -> Hook:
     return ValueHook(copy_value(value, owner))
 
 
-_defaults_cache: dict[Any, int] = {}
-
-
-def _first_optional(fn: Callable[..., Any]) -> int:
-    """Index of the first positional parameter of ``fn`` that has a default (or a large
-    number when none has)."""
-    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
-    key = code if code is not None else fn
-    try:
-        return _defaults_cache[key]
-    except (KeyError, TypeError):
-        pass
-    first = 1 << 30
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        params = []
-    for i, p in enumerate(params):
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty:
-            first = i
-            break
-    try:
-        _defaults_cache[key] = first
-    except TypeError:
-        pass
-    return first
-
-
-def _strip_undefined(fn: Callable[..., Any], args: list[Any]) -> list[Any]:
-    """Drop trailing ``undefined`` arguments that fall on parameters with defaults, so the
-    defaults apply as they do in JavaScript."""
-    if not args or args[-1] is not undefined or isinstance(fn, Checked):
-        return args  # a checked method maps undefined to defaults itself
-    first = _first_optional(fn)
-    n = len(args)
-    while n > first and args[n - 1] is undefined:
-        n -= 1
-    return args[:n]
-
-
 def invoke(fn: Callable[..., Any], args: Payload) -> Hook:
     """Run an application function on a payload of arguments; the result as a hook.
 
     Calls whose arguments hold no promises start at once (sync functions run to completion),
-    so calls are delivered in the order they arrived. Arguments are released when the call
-    is over.
+    so calls are delivered in the order they arrived. When the call is over, the arguments
+    are handed over to the implementation (:meth:`Payload.hand_over`).
     """
     if args.source != "owned":
         args = args.owned_copy()
@@ -476,16 +362,19 @@ def invoke(fn: Callable[..., Any], args: Payload) -> Hook:
         return PromiseHook(spawn(_invoke_later(fn, args)))
     value = args.value
     try:
-        result = fn(*_strip_undefined(fn, value)) if type(value) is list else fn(value)
+        result = fn(*strip_undefined(fn, value)) if type(value) is list else fn(value)
     except Exception as e:
+        # The error's traceback keeps this frame: let go of the arguments in it.
+        del value
+        args.hand_over()
         traceback.clear_frames(e.__traceback__)
-        args.release_unkept()
         return ErrorHook(e)
+    del value
+    args.hand_over()
     if type(result) not in _LEAF_TYPES and inspect.isawaitable(result):
-        return PromiseHook(spawn(_finish(result, args)))
+        return PromiseHook(spawn(_finish(result)))
     hook = _result_hook(result)
     del result
-    args.release_unkept()
     return hook
 
 
@@ -498,18 +387,17 @@ async def _invoke_later(fn: Callable[..., Any], args: Payload) -> Hook:
     return invoke(fn, args)
 
 
-async def _finish(result: Awaitable[Any], args: Payload) -> Hook:
+async def _finish(result: Awaitable[Any]) -> Hook:
+    """The result of an async implementation (its coroutine holds the arguments it uses)."""
     try:
         value = await result
     except Exception as e:
         traceback.clear_frames(e.__traceback__)
         del result
-        args.release_unkept()
         return ErrorHook(e)
     del result
     hook = _result_hook(value)
     del value
-    args.release_unkept()
     return hook
 
 
@@ -564,8 +452,6 @@ class TargetHook(Hook):
         return get_at(self.target, path, None)
 
     def map(self, path: Path, captures: list[Hook], instructions: list[Any]) -> Hook:
-        from ._map import run_map
-
         if path:  # over the member the path reaches (the target's stub would lead back here)
             member = self.get(path)
             try:
@@ -610,8 +496,6 @@ class ValueHook(Hook):
         return get_at(self.payload.value, path, self.payload)
 
     def map(self, path: Path, captures: list[Hook], instructions: list[Any]) -> Hook:
-        from ._map import run_map
-
         return run_map(self, path, captures, instructions)
 
     async def pull(self) -> Payload:
@@ -638,105 +522,362 @@ class ValueHook(Hook):
             self.payload.dispose()
 
 
-class _PromiseState:
-    __slots__ = ("broken", "refs", "resolution")
-
-    def __init__(self) -> None:
-        self.refs = 1
-        self.resolution: Hook | None = None
-        self.broken: list[BrokenCallback] = []
+# --------------------------------------------------------------------------------------------
+# Stubs and promises: the application's handles on hooks
 
 
-class PromiseHook(Hook):
-    """A reference to a value still being computed locally; uses queue until it resolves."""
+class _Disposed(ErrorHook):
+    """What a disposed stub holds: each use raises an error of its own (one shared error
+    would keep the frames of its last raise alive, through its traceback)."""
 
-    __slots__ = ("_state", "disposed", "future")
+    __slots__ = ()
 
-    def __init__(self, future: asyncio.Future[Hook], state: _PromiseState | None = None) -> None:
-        self.future = future
-        self.disposed = False
-        if state is None:
-            state = _PromiseState()
-            future.add_done_callback(self._on_done)
-        self._state = state
+    def _raise(self) -> NoReturn:
+        raise RuntimeError(str(self.error))
 
-    def _on_done(self, future: asyncio.Future[Hook]) -> None:
-        state = self._state
-        if future.cancelled():
-            hook: Hook = ErrorHook(RuntimeError("the call was cancelled"))
-        elif (exc := future.exception()) is not None:
-            hook = ErrorHook(exc)
-        else:
-            hook = future.result()
-        state.resolution = hook
-        broken, state.broken = state.broken, []
-        for cb in broken:
-            hook.on_broken(cb)
-        if state.refs == 0:
-            hook.dispose()
 
-    def _then(self, use: Callable[[Hook], Hook]) -> Hook:
-        resolution = self._state.resolution
-        if resolution is not None:
-            return use(resolution)
-        loop = asyncio.get_running_loop()
-        result: asyncio.Future[Hook] = loop.create_future()
-        state = self._state
+_DISPOSED = _Disposed(RuntimeError("Attempted to use RPC stub after it has been disposed."))
 
-        def forward(_: asyncio.Future[Hook]) -> None:
-            resolved = state.resolution
-            assert resolved is not None
-            try:
-                result.set_result(use(resolved))
-            except Exception as e:
-                result.set_result(ErrorHook(e))
-            finally:
-                state.refs -= 1
-                if state.refs == 0:
-                    resolved.dispose()
 
-        if self.future.done() and self._state.resolution is None:
-            self._on_done(self.future)
-            return use(self._state.resolution)  # type: ignore[arg-type]
-        state.refs += 1  # a queued use keeps the resolution alive until it has run
-        self.future.add_done_callback(forward)
-        return PromiseHook(result)
+class RpcStub(WireRef):
+    """A reference to a remote (or local) capability: call its methods, read its properties.
 
-    def call(self, path: Path, args: Payload) -> Hook:
-        if args.source == "params":
-            args = args.owned_copy()
-        return self._then(lambda h: h.call(path, args))
+    ``RpcStub(target)`` makes a local stub for an RpcTarget or a function, e.g. to capture it
+    in a ``map()`` function (which cannot export new capabilities itself).
+    """
 
-    def get(self, path: Path) -> Hook:
-        return self._then(lambda h: h.get(path))
+    __slots__ = ("__weakref__", "_hook", "_parent", "_path")
 
-    def map(self, path: Path, captures: list[Hook], instructions: list[Any]) -> Hook:
-        return self._then(lambda h: h.map(path, captures, instructions))
+    def __init__(self, hook: Any, path: Path | tuple[()] = (), parent: RpcStub | None = None):
+        self._hook: Hook = hook if isinstance(hook, Hook) else _local_hook(hook)
+        self._path: Path | tuple[()] = path
+        self._parent = parent  # keeps the owner of a shared hook alive
 
-    async def pull(self) -> Payload:
-        hook = await asyncio.shield(self.future) if self._state.resolution is None else None
-        resolution = self._state.resolution or hook
-        assert resolution is not None
-        return await resolution.pull()
+    # -- pipelining
 
-    def pulled(self) -> Payload | None:
-        resolution = self._state.resolution
-        return resolution.pulled() if resolution is not None else None
+    def __getattr__(self, name: str) -> RpcPromise[Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return RpcPromise(self._hook, [*self._path, name], self._root())
 
-    def dup(self) -> Hook:
-        self._state.refs += 1
-        return PromiseHook(self.future, self._state)
+    def __getitem__(self, name: str | int) -> RpcPromise[Any]:
+        """The remote member or element ``name`` (also for names that clash locally)."""
+        return RpcPromise(self._hook, [*self._path, name], self._root())
+
+    def __call__(self, *args: Any) -> RpcPromise[Any]:
+        builder = recording.builder
+        if builder is not None:
+            return RpcPromise(builder.push_call(self._hook, list(self._path), list(args)))
+        return RpcPromise(self._hook.call(list(self._path), Payload.params(list(args))))
+
+    # -- used by generated typed stubs
+
+    def _rpc_call(self, cls: type[P], name: str, *args: Any) -> P:
+        """Call remote method ``name`` (a wire name); the result typed as promise class ``cls``."""
+        path = [*self._path, name]
+        builder = recording.builder
+        if builder is not None:
+            return cls(builder.push_call(self._hook, path, list(args)))
+        return cls(self._hook.call(path, Payload.params(list(args))))
+
+    def _rpc_get(self, cls: type[P], name: str) -> P:
+        """Read remote property ``name`` (a wire name) as promise class ``cls``."""
+        return cls(self._hook, [*self._path, name], self._root())
+
+    def _cast(self, cls: type[P]) -> P:
+        """The same reference seen as stub or promise class ``cls`` (this one is given up)."""
+        if not self._path and self._parent is None:
+            return cls(self._take_hook_and_forget())
+        return cls(self._hook, self._path, self._root())
+
+    def _root(self) -> RpcStub:
+        return self._parent if self._parent is not None else self
+
+    # -- lifetime
+
+    def dup(self) -> Self:
+        """An independent reference; the target is released only when all are disposed."""
+        hook = self._hook.get(list(self._path)) if self._path else self._hook.dup()
+        return type(self)(hook)
 
     def dispose(self) -> None:
-        if self.disposed:
+        """Release this reference now (idempotent). Property promises own nothing."""
+        if self._parent is not None:
             return
-        self.disposed = True
-        self._state.refs -= 1
-        if self._state.refs == 0 and self._state.resolution is not None:
-            self._state.resolution.dispose()
+        hook = self._hook
+        if hook is not _DISPOSED:
+            self._hook = _DISPOSED
+            hook.dispose()
 
-    def on_broken(self, callback: BrokenCallback) -> None:
-        if self._state.resolution is not None:
-            self._state.resolution.on_broken(callback)
+    def on_broken(self, callback: Callable[[BaseException], None]) -> None:
+        """Call ``callback(error)`` when this reference breaks (disconnect, or rejection)."""
+        self._hook.on_broken(callback)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.dispose()
+
+    def __del__(self) -> None:
+        if getattr(self, "_parent", None) is not None:
+            return
+        hook = getattr(self, "_hook", _DISPOSED)
+        if hook is _DISPOSED:
+            return
+        self._hook = _DISPOSED
+        try:
+            asyncio.get_running_loop().call_soon(hook.gc_dispose)
+        except RuntimeError:
+            try:
+                hook.gc_dispose()
+            except Exception:
+                pass
+
+    def _take_hook(self) -> Hook:
+        """A new reference to what this stub or promise points at (for returning it)."""
+        if self._path:
+            return self._hook.get(list(self._path))
+        return self._hook.dup()
+
+    def _take_hook_and_forget(self) -> Hook:
+        """Hand this stub's own reference over to the caller; the stub becomes disposed."""
+        hook = self._hook
+        self._hook = _DISPOSED
+        return hook
+
+    def __repr__(self) -> str:
+        path = ".".join(str(p) for p in self._path)
+        return f"<{type(self).__name__} {path or type(self._hook).__name__}>"
+
+    def __bool__(self) -> bool:
+        return True
+
+    # Stubs are not iterable nor hashable by value; keep Python from probing remote names.
+    __iter__ = None
+
+
+def _local_hook(target: Any) -> Hook:
+    if isinstance(target, RpcStub):
+        return target._take_hook()
+    if isinstance(target, RpcTarget) or (callable(target) and not isinstance(target, type)):
+        return TargetHook(target)
+    raise TypeError(f"RpcStub() takes an RpcTarget, a function or a stub, not {target!r}")
+
+
+class RpcPromise(RpcStub, Generic[T_co]):
+    """A pending result: await it for the value, or pipeline on it without waiting."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, Any, T_co]:
+        if not self._path:
+            # The usual case, without a coroutine per level: wait for the resolution, then
+            # take its value as is when it holds no stubs or promises (nothing to copy).
+            hook = self._hook
+            ready = hook.ready()
+            if ready is not None:
+                hook = yield from ready.__await__()  # the resolution (held by the import)
+            payload = hook.pulled()
+            if payload is not None and not payload.has_refs:
+                if self._result_type is not None:
+                    return convert(payload.value, self._result_type, "result")  # type: ignore[no-any-return]
+                return payload.value  # type: ignore[no-any-return]
+        return (yield from self._resolve().__await__())
+
+    _result_type: ClassVar[Any] = None
+    """For typed stubs: the annotation awaited values are checked against and converted to."""
+    _element_type: ClassVar[type[RpcPromise[Any]] | None] = None
+    """For typed list promises: the promise class map() hands to the mapper function."""
+
+    async def _resolve(self) -> T_co:
+        payload = await self._pull_owned()
+        if self._result_type is not None:
+            return convert(payload.value, self._result_type, "result")  # type: ignore[no-any-return]
+        return payload.value  # type: ignore[no-any-return]
+
+    async def _pull_owned(self) -> Payload:
+        if self._path:
+            hook = self._hook.get(list(self._path))
+            try:
+                return await (await hook.pull()).deliver()
+            finally:
+                hook.dispose()
+        return await (await self._hook.pull()).deliver()
+
+    def map(self, fn: Callable[[Any], Any]) -> RpcPromise[Any]:
+        """Apply ``fn`` remotely to the result (to each element of a list), in one round trip.
+
+        ``fn`` is run once, here, on a placeholder to record what it does; it must be
+        synchronous and may only call stubs, read properties and build values.
+        """
+        placeholder = self._element_type or RpcPromise
+        return RpcPromise(record_map(self._hook, list(self._path), fn, placeholder, RpcPromise))
+
+    @staticmethod
+    def from_awaitable(awaitable: Awaitable[T]) -> RpcPromise[T]:
+        """A promise for a local awaitable: pipeline on it, return it, or send it to a peer."""
+        return RpcPromise(hook_for_awaitable(awaitable))
+
+
+# --------------------------------------------------------------------------------------------
+# Running received map() instructions over a local value (the format: capnweb._map)
+
+
+class _Applicator:
+    """Importer for decoding instructions: references name variables and captures."""
+
+    def __init__(self, captures: list[Hook], variables: list[Hook]) -> None:
+        self.captures = captures
+        self.variables = variables
+        self.building: Payload | None = None
+
+    def _var(self, idx: int) -> Hook:
+        if idx < 0 and -idx <= len(self.captures):
+            return self.captures[-idx - 1]
+        if 0 <= idx < len(self.variables):
+            return self.variables[idx]
+        raise RpcError(f"mapper refers to an unknown variable: {idx}")
+
+    def _record(self, stub: RpcStub, promise: bool) -> RpcStub:
+        assert self.building is not None
+        self.building.owned.append(stub)
+        if promise:
+            self.building.has_promises = True
+        return stub
+
+    def decode(self, expr: Any) -> Payload:
+        prev = self.building
+        payload = self.building = Payload(None)
+        try:
+            payload.value = decode(expr, self, DEFAULT_LIMITS)
+        except BaseException:
+            payload.dispose()
+            raise
+        finally:
+            self.building = prev
+        return payload
+
+    def import_ref(
+        self, promise: bool, ref_id: int, path: list[str | int] | None, args: Any
+    ) -> Any:
+        hook = self._var(ref_id)
+        if args is not None:
+            prev = self.building
+            payload = self.building = Payload(None)
+            try:
+                payload.value = args()
+            finally:
+                self.building = prev
+            result = hook.call(path or [], payload)
+        elif path:
+            result = hook.get(path)
         else:
-            self._state.broken.append(callback)
+            result = hook.dup()
+        return self._record(RpcPromise(result) if promise else RpcStub(result), promise)
+
+    def export_ref(self, ref_id: int, promise: bool) -> Any:
+        raise RpcError("A mapper function cannot refer to exports.")
+
+    def remap_ref(
+        self, ref_id: int, path: list[str | int], captures: list[Any], instructions: list[Any]
+    ) -> Any:
+        hooks: list[Hook] = []
+        for cap in captures:
+            if type(cap) is not list or len(cap) != 2 or cap[0] != "import":
+                raise RpcError("unknown map capture")
+            hooks.append(self._var(cap[1]).dup())
+        return self._record(RpcPromise(self._var(ref_id).map(path, hooks, instructions)), True)
+
+    def unsupported(self, what: str) -> Any:
+        raise RpcError(f"{what} cannot be used inside a mapper function.")
+
+
+def _apply_one(
+    elem: Any, owner: Payload | None, captures: list[Hook], instructions: list[Any]
+) -> Payload:
+    if not instructions:
+        raise RpcError("Invalid empty mapper function.")
+    variables: list[Hook] = [ValueHook(copy_value(elem, owner))]
+    app = _Applicator(captures, variables)
+    try:
+        for instr in instructions[:-1]:
+            payload = app.decode(instr)
+            value = payload.value
+            if isinstance(value, RpcStub) and not value._path and payload.owned == [value]:
+                variables.append(value._take_hook_and_forget())
+            else:
+                variables.append(ValueHook(payload))
+        return app.decode(instructions[-1])
+    finally:
+        for v in variables:
+            v.dispose()
+
+
+def run_map(hook: Hook, path: Path, captures: list[Hook], instructions: list[Any]) -> Hook:
+    """Run received map instructions over the value at ``hook``/``path``; the result hook.
+
+    The work counts against the :data:`map_budget` of the context it is started in."""
+    hook = hook.dup()  # our own reference: the caller may release its own before we run
+    budget = map_budget.get()
+    if budget is not None:
+        budget.start()
+
+    async def go() -> Hook:
+        handed_over = False
+        try:
+            if budget is not None:
+                budget.charge(MAP_COST)
+            payload = await hook.pull()
+            reached = follow(payload.value, path)
+            if reached.hook_owner is not None:
+                handed_over = True
+                return reached.hook_owner._hook.map(reached.rest, captures, instructions)  # type: ignore[no-any-return]
+            value = reached.value
+            if value is None or value is undefined:
+                return ValueHook(Payload(value))
+            cost = len(instructions) or 1
+            turn = map_turn()
+            if type(value) is not list:
+                if budget is not None:
+                    budget.charge(cost)
+                await turn.wait()
+                turn.charge(cost)
+                return ValueHook(_apply_one(value, payload, captures, instructions))
+            if budget is not None:
+                budget.charge(len(value) * cost)
+            out = Payload([])
+            try:
+                for elem in value:
+                    if turn.work >= TURN_WORK:
+                        await turn.wait()  # let other connections in
+                    turn.charge(cost)
+                    one = _apply_one(elem, payload, captures, instructions)
+                    out.value.append(one.value)
+                    out.owned.extend(one.owned)
+                    out.has_promises = out.has_promises or one.has_promises
+            except BaseException:
+                out.dispose()
+                raise
+            return ValueHook(out)
+        except Exception as e:
+            return ErrorHook(e)
+        finally:
+            hook.dispose()
+            if not handed_over:
+                for cap in captures:
+                    cap.dispose()
+            if budget is not None:
+                budget.end()
+
+    return PromiseHook(spawn(go()))

@@ -1,4 +1,4 @@
-"""map(): recording a mapper function into instructions, and running received instructions.
+"""map(): recording a mapper function into instructions, and the budget of running them.
 
 Recording (``record_map``) calls the application's function once with a placeholder promise;
 every call and property read made on placeholders, or on any stub, while it runs is recorded
@@ -6,10 +6,13 @@ as an instruction instead of being sent. Stubs from outside the function become 
 The returned value, encoded, is the last instruction. The whole recipe travels in one
 ``["remap", id, path, captures, instructions]`` expression.
 
-Running (``run_map``): in instructions, ``["pipeline", k, path?, args?]`` refers to variable
-``k``: 0 is the input element, ``k > 0`` the result of instruction ``k-1``, ``-k`` capture
-``k-1``. A list input runs the instructions once per element; ``None``/``undefined`` is
-returned unchanged; any other value runs them once.
+Running (``capnweb._hooks.run_map``, beside the local hooks that run them): in instructions,
+``["pipeline", k, path?, args?]`` refers to variable ``k``: 0 is the input element, ``k > 0``
+the result of instruction ``k-1``, ``-k`` capture ``k-1``. A list input runs the instructions
+once per element; ``None``/``undefined`` is returned unchanged; any other value runs them
+once. The work is bounded per message, per session (:class:`MapBudget`) and per loop turn.
+
+Recording deals in hooks only: the stub classes that wrap them are its caller's, passed in.
 """
 
 from __future__ import annotations
@@ -21,16 +24,22 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from ._codec import DEFAULT_LIMITS, Limits, _Encoder, decode
-from ._hooks import ErrorHook, Hook, Path, Payload, PromiseHook, ValueHook, copy_value, follow
-from ._tasks import spawn
-from ._values import undefined
+from ._codec import Limits, WireRef, _Encoder
+from ._hookbase import Hook, Path
 from .errors import RpcError, RpcLimitError
 
 if TYPE_CHECKING:
-    from .stubs import RpcPromise, RpcStub
+    from ._hooks import Payload
 
-__all__ = ["MapBudget", "map_budget", "record_map", "run_map"]
+__all__ = [
+    "MAP_COST",
+    "TURN_WORK",
+    "MapBudget",
+    "map_budget",
+    "map_turn",
+    "record_map",
+    "recording",
+]
 
 TURN_WORK = 512
 """Instructions that the maps of one event loop apply in one turn of it: past this, they wait
@@ -111,7 +120,8 @@ class _Turn:
 _turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turn] = weakref.WeakKeyDictionary()
 
 
-def _turn() -> _Turn:
+def map_turn() -> _Turn:
+    """The map work done in the current turn of the running event loop."""
     loop = asyncio.get_running_loop()
     turn = _turns.get(loop)
     if turn is None:
@@ -125,13 +135,15 @@ application started itself, not bounded)."""
 
 
 class _State:
+    """The mapper function being recorded, if any (calls on stubs are recorded, not sent)."""
+
     __slots__ = ("builder",)
 
     def __init__(self) -> None:
         self.builder: _Builder | None = None
 
 
-_map_state = _State()
+recording = _State()
 
 
 class _VarHook(Hook):
@@ -155,7 +167,7 @@ class _VarHook(Hook):
     def get(self, path: Path) -> Hook:
         if not path:
             return self
-        builder = _map_state.builder
+        builder = recording.builder
         if builder is None:
             raise self._misuse()
         return builder.push_get(self, path)
@@ -177,11 +189,17 @@ class _VarHook(Hook):
 
 
 class _Builder:
-    """Records one mapper function; also the encoder's exporter for its values."""
+    """Records one mapper function; also the encoder's exporter for its values.
 
-    def __init__(self, subject: Hook, path: Path, parent: _Builder | None) -> None:
+    ``promise_type`` is the class of promises (stubs are the other references it meets).
+    """
+
+    def __init__(
+        self, subject: Hook, path: Path, parent: _Builder | None, promise_type: type[Any]
+    ) -> None:
         self.parent = parent
         self.path = path
+        self.promise_type = promise_type
         self.instructions: list[Any] = []
         self.captures: list[Hook] = []  # top level: hooks; nested: indexes in the parent
         self.parent_caps: list[int] = []
@@ -200,12 +218,11 @@ class _Builder:
     def _encode(self, value: Any) -> Any:
         return _Encoder(self).value(value, 0)
 
-    def push_call(self, hook: Hook, path: Path, args: list[Any]) -> RpcPromise[Any]:
-        from .stubs import RpcPromise
-
+    def push_call(self, hook: Hook, path: Path, args: list[Any]) -> Hook:
+        """Record a call; the placeholder hook for its result."""
         encoded = self._encode(args)[0]
         self.instructions.append(["pipeline", self.capture(hook), path, encoded])
-        return RpcPromise(_VarHook(self, len(self.instructions)))
+        return _VarHook(self, len(self.instructions))
 
     def push_get(self, hook: Hook, path: Path) -> Hook:
         self.instructions.append(["pipeline", self.capture(hook), path])
@@ -213,12 +230,9 @@ class _Builder:
 
     # Exporter
     def encode_ref(self, ref: Any) -> list[Any]:
-        from .stubs import RpcPromise
-
-        stub: RpcStub = ref
-        idx = self.capture(stub._hook)
-        path = list(stub._path)
-        if isinstance(stub, RpcPromise):
+        idx = self.capture(ref._hook)
+        path = list(ref._path)
+        if isinstance(ref, self.promise_type):
             return ["pipeline", idx, path] if path else ["pipeline", idx]
         return ["import", idx]
 
@@ -236,20 +250,21 @@ def record_map(
     hook: Hook,
     path: Path,
     fn: Callable[[Any], Any],
-    placeholder: type[RpcPromise[Any]] | None = None,
-) -> RpcPromise[Any]:
-    """Record ``fn`` as a mapper over the value at ``hook``/``path`` and send it.
+    placeholder: type[Any],
+    promise_type: type[Any],
+) -> Hook:
+    """Record ``fn`` as a mapper over the value at ``hook``/``path`` and send it; the hook for
+    its result.
 
-    ``placeholder`` is the promise class ``fn`` receives (typed stubs pass their element type).
+    ``fn`` receives a ``placeholder(hook)`` (a promise class; typed stubs pass their element
+    type); ``promise_type`` is the class of promises, told apart from stubs when encoding.
     """
-    from .stubs import RpcPromise, RpcStub
-
-    parent = _map_state.builder
-    builder = _Builder(hook, path, parent)
-    _map_state.builder = builder
+    parent = recording.builder
+    builder = _Builder(hook, path, parent, promise_type)
+    recording.builder = builder
     try:
-        result = fn((placeholder or RpcPromise)(_VarHook(builder, 0)))
-        if inspect.isawaitable(result) and not isinstance(result, RpcStub):
+        result = fn(placeholder(_VarHook(builder, 0)))
+        if inspect.isawaitable(result) and not isinstance(result, WireRef):
             if inspect.iscoroutine(result):
                 result.close()
             raise TypeError("RPC map() callbacks cannot be async.")
@@ -259,7 +274,7 @@ def record_map(
             cap.dispose()
         raise
     finally:
-        _map_state.builder = parent
+        recording.builder = parent
     if parent is not None:
         parent.instructions.append(
             [
@@ -270,164 +285,5 @@ def record_map(
                 builder.instructions,
             ]
         )
-        return RpcPromise(_VarHook(parent, len(parent.instructions)))
-    return RpcPromise(hook.map(path, builder.captures, builder.instructions))
-
-
-# --------------------------------------------------------------------------------------------
-# Running
-
-
-class _Applicator:
-    """Importer for decoding instructions: references name variables and captures."""
-
-    def __init__(self, captures: list[Hook], variables: list[Hook]) -> None:
-        self.captures = captures
-        self.variables = variables
-        self.building: Payload | None = None
-
-    def _var(self, idx: int) -> Hook:
-        if idx < 0 and -idx <= len(self.captures):
-            return self.captures[-idx - 1]
-        if 0 <= idx < len(self.variables):
-            return self.variables[idx]
-        raise RpcError(f"mapper refers to an unknown variable: {idx}")
-
-    def _record(self, stub: RpcStub, promise: bool) -> RpcStub:
-        assert self.building is not None
-        self.building.owned.append(stub)
-        if promise:
-            self.building.has_promises = True
-        return stub
-
-    def decode(self, expr: Any) -> Payload:
-        prev = self.building
-        payload = self.building = Payload(None)
-        try:
-            payload.value = decode(expr, self, DEFAULT_LIMITS)
-        except BaseException:
-            payload.dispose()
-            raise
-        finally:
-            self.building = prev
-        return payload
-
-    def import_ref(
-        self, promise: bool, ref_id: int, path: list[str | int] | None, args: Any
-    ) -> Any:
-        from .stubs import RpcPromise, RpcStub
-
-        hook = self._var(ref_id)
-        if args is not None:
-            prev = self.building
-            payload = self.building = Payload(None)
-            try:
-                payload.value = args()
-            finally:
-                self.building = prev
-            result = hook.call(path or [], payload)
-        elif path:
-            result = hook.get(path)
-        else:
-            result = hook.dup()
-        return self._record(RpcPromise(result) if promise else RpcStub(result), promise)
-
-    def export_ref(self, ref_id: int, promise: bool) -> Any:
-        raise RpcError("A mapper function cannot refer to exports.")
-
-    def remap_ref(
-        self, ref_id: int, path: list[str | int], captures: list[Any], instructions: list[Any]
-    ) -> Any:
-        from .stubs import RpcPromise
-
-        hooks: list[Hook] = []
-        for cap in captures:
-            if type(cap) is not list or len(cap) != 2 or cap[0] != "import":
-                raise RpcError("unknown map capture")
-            hooks.append(self._var(cap[1]).dup())
-        return self._record(RpcPromise(self._var(ref_id).map(path, hooks, instructions)), True)
-
-    def unsupported(self, what: str) -> Any:
-        raise RpcError(f"{what} cannot be used inside a mapper function.")
-
-
-def _apply_one(
-    elem: Any, owner: Payload | None, captures: list[Hook], instructions: list[Any]
-) -> Payload:
-    from .stubs import RpcStub
-
-    if not instructions:
-        raise RpcError("Invalid empty mapper function.")
-    variables: list[Hook] = [ValueHook(copy_value(elem, owner))]
-    app = _Applicator(captures, variables)
-    try:
-        for instr in instructions[:-1]:
-            payload = app.decode(instr)
-            value = payload.value
-            if isinstance(value, RpcStub) and not value._path and payload.owned == [value]:
-                variables.append(value._take_hook_and_forget())
-            else:
-                variables.append(ValueHook(payload))
-        return app.decode(instructions[-1])
-    finally:
-        for v in variables:
-            v.dispose()
-
-
-def run_map(hook: Hook, path: Path, captures: list[Hook], instructions: list[Any]) -> Hook:
-    """Run received map instructions over the value at ``hook``/``path``; the result hook.
-
-    The work counts against the :data:`map_budget` of the context it is started in."""
-    hook = hook.dup()  # our own reference: the caller may release its own before we run
-    budget = map_budget.get()
-    if budget is not None:
-        budget.start()
-
-    async def go() -> Hook:
-        handed_over = False
-        try:
-            if budget is not None:
-                budget.charge(MAP_COST)
-            payload = await hook.pull()
-            reached = follow(payload.value, path)
-            if reached.hook_owner is not None:
-                handed_over = True
-                return reached.hook_owner._hook.map(reached.rest, captures, instructions)  # type: ignore[no-any-return]
-            value = reached.value
-            if value is None or value is undefined:
-                return ValueHook(Payload(value))
-            cost = len(instructions) or 1
-            turn = _turn()
-            if type(value) is not list:
-                if budget is not None:
-                    budget.charge(cost)
-                await turn.wait()
-                turn.charge(cost)
-                return ValueHook(_apply_one(value, payload, captures, instructions))
-            if budget is not None:
-                budget.charge(len(value) * cost)
-            out = Payload([])
-            try:
-                for elem in value:
-                    if turn.work >= TURN_WORK:
-                        await turn.wait()  # let other connections in
-                    turn.charge(cost)
-                    one = _apply_one(elem, payload, captures, instructions)
-                    out.value.append(one.value)
-                    out.owned.extend(one.owned)
-                    out.has_promises = out.has_promises or one.has_promises
-            except BaseException:
-                out.dispose()
-                raise
-            return ValueHook(out)
-        except Exception as e:
-            return ErrorHook(e)
-        finally:
-            hook.dispose()
-            if not handed_over:
-                for cap in captures:
-                    cap.dispose()
-            if budget is not None:
-                budget.end()
-
-    return PromiseHook(spawn(go()))
+        return _VarHook(parent, len(parent.instructions))
+    return hook.map(path, builder.captures, builder.instructions)

@@ -13,15 +13,23 @@ except an instance attribute, which raises ``TypeError`` so that the mistake is 
 
 from __future__ import annotations
 
+import inspect
+import logging
+import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
+from ._codec import WireTarget
+from ._validate import args_checker
 from ._values import undefined
+from .interface import interfaces_of
 
-__all__ = ["RpcTarget", "get_member"]
+__all__ = ["Checked", "RpcTarget", "dispose_target", "get_member", "strip_undefined"]
+
+log = logging.getLogger("capnweb")
 
 
-class RpcTarget:
+class RpcTarget(WireTarget):
     """Base class for objects passed by reference: the peer gets a stub and calls back here.
 
     Subclass it and define methods; a peer can call the public ones. Override
@@ -51,37 +59,41 @@ class _Info:
         self.check = check
 
 
-# (class, wire name) -> how it resolves, or None when unreachable
-_member_cache: dict[tuple[type, str], _Info | None] = {}
-_iface_cache: dict[type, dict[str, _Info] | None] = {}
+class _Members:
+    """The reachable members of one RpcTarget class, as far as they have been looked up.
+
+    Only names that resolve are kept, so the table is bounded by the class's own members
+    however many other names peers send; a class implementing interfaces has them all from
+    the start. Misses are worked out again each time (a walk of the class's bases).
+    """
+
+    __slots__ = ("declared", "found")
+
+    def __init__(self, cls: type) -> None:
+        self.declared = _declared(cls)
+        self.found: dict[str, _Info] = self.declared if self.declared is not None else {}
+
+
+# Held weakly: a class that is no longer used goes away with its table.
+_classes: weakref.WeakKeyDictionary[type, _Members] = weakref.WeakKeyDictionary()
 
 
 def _declared(cls: type) -> dict[str, _Info] | None:
     """Wire name -> member for a class implementing RPC interfaces; None if it declares none."""
-    try:
-        return _iface_cache[cls]
-    except KeyError:
-        pass
-    from ._validate import args_checker
-    from .interface import interfaces_of
-
     ifaces = interfaces_of(cls)
-    table: dict[str, _Info] | None = None
-    if ifaces:
-        validate = bool(getattr(cls, "rpc_validate", True))
-        table = {}
-        for iface in ifaces:
-            for m in iface.members.values():
-                check = args_checker(m, cls.__name__) if validate and m.kind == "method" else None
-                table[m.wire_name] = _Info(m.kind, m.name, check)
-    _iface_cache[cls] = table
+    if not ifaces:
+        return None
+    validate = bool(getattr(cls, "rpc_validate", True))
+    table: dict[str, _Info] = {}
+    for iface in ifaces:
+        for m in iface.members.values():
+            check = args_checker(m, cls.__name__) if validate and m.kind == "method" else None
+            table[m.wire_name] = _Info(m.kind, m.name, check)
     return table
 
 
 def _classify(cls: type, name: str) -> _Info | None:
-    declared = _declared(cls)
-    if declared is not None:
-        return declared.get(name)
+    """How ``name`` resolves on a class that declares no interface (None: unreachable)."""
     if name.startswith("_") or name in _BASE_NAMES:
         return None
     for klass in cls.__mro__:
@@ -100,12 +112,16 @@ def _classify(cls: type, name: str) -> _Info | None:
 
 def member_info(cls: type, name: str) -> _Info | None:
     """How wire name ``name`` resolves on RpcTarget class ``cls`` (None: unreachable)."""
-    key = (cls, name)
-    try:
-        return _member_cache[key]
-    except KeyError:
-        info = _member_cache[key] = _classify(cls, name)
+    members = _classes.get(cls)
+    if members is None:
+        members = _classes[cls] = _Members(cls)
+    info = members.found.get(name)
+    if info is not None or members.declared is not None:
         return info
+    info = _classify(cls, name)
+    if info is not None:
+        members.found[name] = info
+    return info
 
 
 class Checked:
@@ -151,6 +167,54 @@ def dispose_target(target: Any) -> None:
     try:
         hook()
     except Exception:  # a disposer must not break the session
-        import logging
+        log.exception("error in on_dispose of %r", target)
 
-        logging.getLogger("capnweb").exception("error in on_dispose of %r", target)
+
+# --------------------------------------------------------------------------------------------
+# Trailing ``undefined`` arguments
+
+
+# Callable (the function itself, for a bound method) -> index of its first positional
+# parameter with a default. Held weakly: the key is application code.
+_first_defaults: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+_NO_DEFAULT: Final = 1 << 30
+
+
+def _first_default(fn: Callable[..., Any]) -> int:
+    """Index of the first positional parameter of ``fn`` that has a default (or a large
+    number when none has)."""
+    func: Callable[..., Any] = getattr(fn, "__func__", fn)
+    bound = func is not fn and getattr(fn, "__self__", None) is not None
+    key = func if bound else fn
+    try:
+        first = _first_defaults.get(key)
+    except TypeError:  # not hashable, or not weakly referable: not cached
+        first = None
+    if first is None:
+        first = _NO_DEFAULT
+        try:
+            params = list(inspect.signature(key).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        for i, p in enumerate(params):
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty:
+                first = i
+                break
+        try:
+            _first_defaults[key] = first
+        except TypeError:
+            pass
+    return max(first - 1, 0) if bound else first  # a bound method's first parameter is bound
+
+
+def strip_undefined(fn: Callable[..., Any], args: list[Any]) -> list[Any]:
+    """Drop trailing ``undefined`` arguments that fall on parameters with defaults, so the
+    defaults apply as they do in JavaScript."""
+    if not args or args[-1] is not undefined or isinstance(fn, Checked):
+        return args  # a checked method maps undefined to defaults itself
+    first = _first_default(fn)
+    n = len(args)
+    while n > first and args[n - 1] is undefined:
+        n -= 1
+    return args[:n]

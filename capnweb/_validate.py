@@ -16,6 +16,7 @@ from typing import Any, Final, Literal, TypeVar, get_args, get_origin
 
 from typing_extensions import is_typeddict
 
+from ._codec import WireRef, WireTarget
 from ._values import URL, BigInt, Headers, TypedArray, UndefinedType, undefined
 from .interface import Member, is_capability_type, union_args
 
@@ -156,16 +157,15 @@ def _literal(tp: Any, values: tuple[Any, ...]) -> Converter:
 
 
 def _capability(tp: Any) -> Converter:
-    from ._target import RpcTarget
-    from .stubs import RpcStub
-
     # A received stub annotated with a (generated) stub class is handed over as that class.
-    typed = tp if isinstance(tp, type) and issubclass(tp, RpcStub) and tp is not RpcStub else None
+    typed = tp if isinstance(tp, type) and issubclass(tp, WireRef) else None
 
     def check(v: Any, where: str) -> Any:
-        if typed is not None and isinstance(v, RpcStub) and not isinstance(v, typed):
-            return v._cast(typed)
-        if isinstance(v, RpcStub | RpcTarget) or (callable(v) and not isinstance(v, type)):
+        if isinstance(v, WireRef):
+            if typed is not None and not isinstance(v, typed):
+                return v._cast(typed)  # type: ignore[attr-defined]
+            return v
+        if isinstance(v, WireTarget) or (callable(v) and not isinstance(v, type)):
             return v
         raise _Mismatch(f"{where} must be a capability ({_name(tp)}), got {type(v).__name__}")
 

@@ -33,6 +33,8 @@ from typing import Any, Final, Literal, TypeVar, Union, get_args, get_origin, ov
 
 from typing_extensions import is_typeddict
 
+from ._codec import WireRef
+
 __all__ = [
     "Interface",
     "Member",
@@ -291,13 +293,11 @@ def interfaces_of(cls: type) -> list[Interface]:
 
 def is_capability_type(tp: Any) -> bool:
     """Whether values of annotation ``tp`` travel by reference (interfaces, callables, stubs)."""
-    from .stubs import RpcStub
-
     origin = get_origin(tp)
     if origin in (collections.abc.Callable, Callable):
         return True
     if isinstance(tp, type):
-        return is_interface(tp) or issubclass(tp, RpcStub)
+        return is_interface(tp) or issubclass(tp, WireRef)  # WireRef: RpcStub's base
     return False
 
 
