@@ -314,7 +314,7 @@ def _hook_of(stub: Any) -> Hook:
     return stub._hook  # type: ignore[no-any-return]
 
 
-def call_at(root: Any, path: Path, args: Payload, owner: Payload | None) -> Hook:
+def call_at(root: Any, path: Path, args: Payload) -> Hook:
     """Call the function found at ``path`` from ``root`` (a target or a value)."""
     try:
         reached = follow(root, path)
@@ -446,7 +446,7 @@ class TargetHook(Hook):
         self.disposed = False
 
     def call(self, path: Path, args: Payload) -> Hook:
-        return call_at(self.target, path, args, None)
+        return call_at(self.target, path, args)
 
     def get(self, path: Path) -> Hook:
         return get_at(self.target, path, None)
@@ -488,7 +488,7 @@ class ValueHook(Hook):
         self.disposed = False
 
     def call(self, path: Path, args: Payload) -> Hook:
-        return call_at(self.payload.value, path, args, self.payload)
+        return call_at(self.payload.value, path, args)
 
     def get(self, path: Path) -> Hook:
         if not path:
