@@ -827,7 +827,7 @@ async def test_an_ended_session_is_not_kept_once_its_calls_are_done() -> None:
     del peer
     ref = weakref.ref(session)
     del session
-    await eventually(lambda: not ref().tasks)  # type: ignore[union-attr]
+    await eventually(lambda: ref() is None or not ref().tasks)  # type: ignore[union-attr]
     for _ in range(3):
         gc.collect()
         await asyncio.sleep(0)
