@@ -456,11 +456,14 @@ async def test_a_large_batch_does_not_stall_other_connections() -> None:
         async with peer(srv.port) as p:
             p.write(post(body))
             big = asyncio.ensure_future(p.response(timeout=30.0))
+            # The server runs in this thread: the CPU it spends between two of the other
+            # client's answers is what a stall costs, whatever else the machine is doing
+            # (wall time would count the other processes too).
             worst, calls = 0.0, 0
             while not big.done():
-                start = time.perf_counter()
+                start = time.thread_time()
                 assert await api.square(calls) == calls * calls
-                worst = max(worst, time.perf_counter() - start)
+                worst = max(worst, time.thread_time() - start)
                 calls += 1
             status, _, text = await big
     assert status == 200
@@ -469,7 +472,7 @@ async def test_a_large_batch_does_not_stall_other_connections() -> None:
     assert sorted(a[1] for a in got) == list(range(1, n + 1))
     assert all(a[0] == "resolve" and a[2] == 9 for a in got)
     assert calls > 10, "the calls did not overlap the batch"
-    assert worst < 0.25, f"a call waited {worst:.3f} s (over {calls} calls)"
+    assert worst < 0.25, f"a call waited for {worst:.3f} s of CPU (over {calls} calls)"
 
 
 # -- 6. Request heads: serve() answers exactly as aiohttp alone
