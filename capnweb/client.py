@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar, cast, overload
 
 import aiohttp
 
+from ._checked import validated
 from ._codec import DEFAULT_LIMITS, Limits
 from .errors import RpcError
 from .session import SendErrorHook, Session, Transport
@@ -34,9 +35,10 @@ class Connection(Generic[S]):
         headers: dict[str, str] | None = None,
         http: aiohttp.ClientSession | None = None,
         ssl: SSLContext | None = None,
+        validate: bool = False,
     ) -> None:
         self.url = url
-        self.stub_type = stub_type
+        self.stub_type = validated(stub_type) if validate else stub_type
         self._main = main
         self._limits = limits
         self._on_send_error = on_send_error
@@ -130,6 +132,7 @@ def connect(
     headers: dict[str, str] | None = None,
     http: aiohttp.ClientSession | None = None,
     ssl: SSLContext | None = None,
+    validate: bool = False,
 ) -> Connection[S]: ...
 def connect(
     url: str,
@@ -142,6 +145,7 @@ def connect(
     headers: dict[str, str] | None = None,
     http: aiohttp.ClientSession | None = None,
     ssl: SSLContext | None = None,
+    validate: bool = False,
 ) -> Connection[Any]:
     """Connect to ``url`` (``ws://``/``wss://``: WebSocket; ``http://``/``https://``: one
     HTTP batch). ``async with connect(url) as api:`` gives the server's main stub.
@@ -150,7 +154,10 @@ def connect(
     ``headers`` (sent with the HTTP request or the WebSocket handshake), ``http`` (an aiohttp
     ``ClientSession`` for the batch's POST; by default the batches of an event loop share one,
     reusing keep-alive connections), ``ssl`` (an ``ssl.SSLContext`` for ``wss://`` and
-    ``https://``: whom to trust; by default the system's certificate authorities).
+    ``https://``: whom to trust; by default the system's certificate authorities),
+    ``validate`` (with a generated stub class: check every result against the interface's
+    return annotations, raising ``RpcTypeError`` at the ``await``; see
+    :func:`capnweb.typed.validated`).
 
     Opening a WebSocket raises OSError when the connection fails, RpcDisconnectedError when the
     server does not accept the WebSocket, TimeoutError after ``OPEN_TIMEOUT`` seconds.
@@ -164,4 +171,5 @@ def connect(
         headers=headers,
         http=http,
         ssl=ssl,
+        validate=validate,
     )

@@ -11,17 +11,20 @@ Generated code only adds names and types on top of these; all behaviour is the r
   object, typed stubs for received capabilities) and adds typed pipelined members.
 - :class:`TypedListPromise` ``[T, E]``: a pending list; ``map(fn)`` hands ``fn`` a placeholder
   typed ``E`` (the element's promise class) and is typed by what ``fn`` returns.
+- :func:`validated` ``(StubClass)``: the same stub class checking every result against the
+  interface's return annotations (``connect(url, StubClass, validate=True)`` uses it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
+from ._checked import validated
 from .stubs import RpcPromise, RpcStub
 
-__all__ = ["PlainValue", "TypedListPromise", "TypedPromise", "TypedStub"]
+__all__ = ["PlainValue", "TypedListPromise", "TypedPromise", "TypedStub", "validated"]
 
 T_co = TypeVar("T_co", covariant=True)
 E_co = TypeVar("E_co", bound=RpcPromise[Any], covariant=True)
@@ -35,6 +38,10 @@ class TypedStub(RpcStub):
     """Base of generated stub classes: only the declared remote members are typed."""
 
     __slots__ = ()
+
+    _interface: ClassVar[str | None] = None
+    """``module:Name`` of the interface a generated class stands for (what :func:`validated`
+    checks results against)."""
 
     if TYPE_CHECKING:
         # Not functions to a type checker: no attribute falls back to __getattr__, and calling

@@ -32,6 +32,7 @@ class ActorStub(_capnweb_typed.TypedStub):
     """One actor: it handles the messages sent to it one at a time, in order."""
 
     __slots__ = ()
+    _interface = "examples.actor_system.api:Actor"
 
     def send(self, message: str | _capnweb.RpcPromise[str]) -> _capnweb_typed.TypedPromise[str]:
         """Hand the actor ``message``; its reply (rejects ``ActorCrashed``/``ActorStopped``)."""
@@ -50,6 +51,7 @@ class SupervisorStub(_capnweb_typed.TypedStub):
     """The main capability: one supervisor per session, owning that session's actors."""
 
     __slots__ = ()
+    _interface = "examples.actor_system.api:Supervisor"
 
     def spawn(
         self,

@@ -27,6 +27,7 @@ class ApiStub(_capnweb_typed.TypedStub):
     """The main capability of the batch pipelining example server."""
 
     __slots__ = ()
+    _interface = "examples.batch_pipelining.api:Api"
 
     def authenticate(self, token: str | _capnweb.RpcPromise[str]) -> UserPromise:
         """The user ``token`` belongs to (a RangeError when it belongs to nobody)."""

@@ -26,6 +26,7 @@ class CalculatorStub(_capnweb_typed.TypedStub):
     """The calculator: the main capability of the example server."""
 
     __slots__ = ()
+    _interface = "examples.calculator.api:Calculator"
 
     def add(
         self, a: float | _capnweb.RpcPromise[float], b: float | _capnweb.RpcPromise[float]
@@ -60,6 +61,7 @@ class ValueStub(_capnweb_typed.TypedStub):
     """A number held by the server. Each operation returns a new ``Value``; this one stays."""
 
     __slots__ = ()
+    _interface = "examples.calculator.api:Value"
 
     def add(self, x: float | _capnweb.RpcPromise[float]) -> ValuePromise:
         """This value plus ``x``."""

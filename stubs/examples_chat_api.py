@@ -34,6 +34,7 @@ class ChatStub(_capnweb_typed.TypedStub):
     """The chat server: the main capability of each session."""
 
     __slots__ = ()
+    _interface = "examples.chat.api:Chat"
 
     def join(
         self,
@@ -55,6 +56,7 @@ class RoomStub(_capnweb_typed.TypedStub):
     """One member's capability in one room: whoever holds it speaks as that member."""
 
     __slots__ = ()
+    _interface = "examples.chat.api:Room"
 
     def send(self, text: str | _capnweb.RpcPromise[str]) -> _capnweb_typed.TypedPromise[None]:
         """Say ``text`` in the room: every member's subscriber gets it, the sender's too."""
@@ -73,6 +75,7 @@ class SubscriberStub(_capnweb_typed.TypedStub):
     """What a member passes to ``join``: the server calls it for each message of the room."""
 
     __slots__ = ()
+    _interface = "examples.chat.api:Subscriber"
 
     def on_message(
         self, message: _examples_chat_api.Message | _capnweb.RpcPromise[_examples_chat_api.Message]

@@ -39,6 +39,7 @@ class CallbackHolderStub(_capnweb_typed.TypedStub):
     """Keeps a client function and calls it on ``invoke``; releases it when released."""
 
     __slots__ = ()
+    _interface = "examples.interop.contract:CallbackHolder"
 
     def invoke(self, x: _typing.Any) -> _capnweb_typed.TypedPromise[_typing.Any]:
         """``await func(x)``."""
@@ -49,6 +50,7 @@ class CounterStub(_capnweb_typed.TypedStub):
     """A counter; alive until the client releases it."""
 
     __slots__ = ()
+    _interface = "examples.interop.contract:Counter"
 
     def increment(
         self, amount: float | _capnweb.RpcPromise[float] = 1
@@ -66,6 +68,7 @@ class TestTargetStub(_capnweb_typed.TypedStub):
     """The contract's main capability."""
 
     __slots__ = ()
+    _interface = "examples.interop.contract:TestTarget"
 
     def square(self, i: float | _capnweb.RpcPromise[float]) -> _capnweb_typed.TypedPromise[float]:
         """``i * i``."""

@@ -43,6 +43,7 @@ class AuthSessionStub(_capnweb_typed.TypedStub):
     """
 
     __slots__ = ()
+    _interface = "examples.microservices.api:AuthSession"
 
     def ticket(self) -> _capnweb_typed.TypedPromise[str]:
         """A fresh single-use ticket naming this session's user, to redeem with
@@ -55,6 +56,7 @@ class AuthStub(_capnweb_typed.TypedStub):
     """The auth service: checks tokens, and vouches for the tickets of its sessions."""
 
     __slots__ = ()
+    _interface = "examples.microservices.api:Auth"
 
     def login(self, token: str | _capnweb.RpcPromise[str]) -> AuthSessionPromise:
         """The session of the user ``token`` belongs to; an ``AuthError`` if it is unknown."""
@@ -71,6 +73,7 @@ class GatewayStub(_capnweb_typed.TypedStub):
     """The public API: the only service a client talks to, and nothing but a way in."""
 
     __slots__ = ()
+    _interface = "examples.microservices.api:Gateway"
 
     def authenticate(self, token: str | _capnweb.RpcPromise[str]) -> UserDataPromise:
         """The data of the user ``token`` belongs to; an ``AuthError`` for an unknown token."""
@@ -83,6 +86,7 @@ class UserDataStub(_capnweb_typed.TypedStub):
     """
 
     __slots__ = ()
+    _interface = "examples.microservices.api:UserData"
 
     def profile(self) -> ProfilePromise:
         """The user's profile."""
@@ -101,6 +105,7 @@ class UsersStub(_capnweb_typed.TypedStub):
     """The users service: opens a user's data for a session the auth service vouches for."""
 
     __slots__ = ()
+    _interface = "examples.microservices.api:Users"
 
     def open(
         self, session: _examples_microservices_api.AuthSession | AuthSessionStub

@@ -24,6 +24,7 @@ class PeerStub(_capnweb_typed.TypedStub):
     """One end of a peer-to-peer session: each process serves one to the other."""
 
     __slots__ = ()
+    _interface = "examples.peer_to_peer.api:Peer"
 
     def hello(self, name: str | _capnweb.RpcPromise[str]) -> _capnweb_typed.TypedPromise[str]:
         """``name`` has connected: this peer starts its own calls to the caller (the caller's

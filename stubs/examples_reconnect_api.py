@@ -27,6 +27,7 @@ class ApiStub(_capnweb_typed.TypedStub):
     """The main capability of the reconnect example server."""
 
     __slots__ = ()
+    _interface = "examples.reconnect.api:Api"
 
     def login(self, name: str | _capnweb.RpcPromise[str]) -> CounterStrTuplePromise:
         """Start a new counter for ``name``, at 0: the counter and the token that resumes it."""
@@ -41,6 +42,7 @@ class CounterStub(_capnweb_typed.TypedStub):
     """A counter owned by one user, kept in the server's store."""
 
     __slots__ = ()
+    _interface = "examples.reconnect.api:Counter"
 
     @property
     def owner(self) -> _capnweb_typed.TypedPromise[str]:

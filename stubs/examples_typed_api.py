@@ -39,6 +39,7 @@ class ApiStub(_capnweb_typed.TypedStub):
     """The directory service: the main capability of the typed example server."""
 
     __slots__ = ()
+    _interface = "examples.typed.api:Api"
 
     def user(self, name: str | _capnweb.RpcPromise[str]) -> UserPromise:
         """The user called ``name`` (created on first use)."""
@@ -86,6 +87,7 @@ class CounterStub(_capnweb_typed.TypedStub):
     """A counter living on the server; whoever holds a stub may increment it."""
 
     __slots__ = ()
+    _interface = "examples.typed.api:Counter"
 
     def increment(
         self, amount: int | _capnweb.RpcPromise[int] = 1
@@ -103,6 +105,7 @@ class UserStub(_capnweb_typed.TypedStub):
     """One user of the directory."""
 
     __slots__ = ()
+    _interface = "examples.typed.api:User"
 
     @property
     def profile(self) -> ProfilePromise:
