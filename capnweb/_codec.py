@@ -21,10 +21,12 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import enum
 import json
 import math
 import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +41,7 @@ from ._values import (
     Request,
     Response,
     TypedArray,
+    UndefinedType,
     datetime_to_ms,
     ms_to_date,
     undefined,
@@ -475,6 +478,8 @@ class _Encoder:
             return ["response", self.body(v.body, depth), self.response_init(v)]
         if dataclasses.is_dataclass(v) and not isinstance(v, type):  # after Request/Response
             return self.obj({f.name: getattr(v, f.name) for f in dataclasses.fields(v)}, depth)
+        if is_model(v):
+            return self.value(model_wire(v), depth)
         if callable(v) and not isinstance(v, type):
             return self._exporter(v).encode_target(v)
         raise TypeError(f"Cannot serialize value of type {type(v).__name__}: {v!r:.80}")
@@ -543,6 +548,80 @@ def _wire_key(k: Any) -> str:
             f"cannot send a dict with a non-string key {k!r}: wire objects have string keys only"
         )
     return str(k)
+
+
+# --------------------------------------------------------------------------------------------
+# pydantic models (an optional extra): pydantic is never imported here. A model can only exist
+# once pydantic.main is loaded, so looking there costs nothing to those who do not use it.
+
+
+def is_model(v: Any) -> bool:
+    """Whether ``v`` is a pydantic (v2) model instance."""
+    main = sys.modules.get("pydantic.main")
+    return main is not None and isinstance(v, main.BaseModel)
+
+
+def model_wire(model: Any) -> Any:
+    """The value a pydantic model is sent as: ``model_dump(by_alias=True)`` (keys are the
+    fields' serialization aliases, else their names; nested models become objects), with what
+    the wire has no form for (UUID, Decimal, Enum, date, set...) as pydantic's JSON mode
+    writes it. Dates, bytes and capabilities stay what they are."""
+    return _wire_leaves(model.model_dump(by_alias=True), 0)
+
+
+# What model_dump leaves that the encoder sends as it is.
+_WIRE_TYPES: Final = (
+    datetime,
+    bytes,
+    bytearray,
+    memoryview,
+    BigInt,
+    UndefinedType,
+    URL,
+    Headers,
+    JsDate,
+    TypedArray,
+    Request,
+    Response,
+    BaseException,
+    WireRef,
+    WireTarget,
+)
+_PLAIN_TYPES: Final = frozenset((str, int, float, bool, type(None), bytes, datetime))
+
+
+def _wire_leaves(x: Any, depth: int) -> Any:
+    t = type(x)
+    if t in _PLAIN_TYPES or depth > _SEND_DEPTH:  # (the encoder reports the depth itself)
+        return x
+    if t is dict:
+        return {
+            k if type(k) is str else _jsonable({k: None}, k, key=True): _wire_leaves(v, depth + 1)
+            for k, v in x.items()
+        }
+    if t is list or t is tuple or isinstance(x, set | frozenset):
+        return [_wire_leaves(v, depth + 1) for v in x]
+    if is_model(x):
+        return model_wire(x)
+    if not isinstance(x, enum.Enum) and (
+        isinstance(x, _WIRE_TYPES)
+        or callable(x)
+        or (dataclasses.is_dataclass(x) and not isinstance(x, type))
+    ):
+        return x
+    return _jsonable(x, x)
+
+
+def _jsonable(x: Any, default: Any, key: bool = False) -> Any:
+    """``x`` as pydantic's JSON mode writes it (``key``: the key of dict ``x``, as ``5`` ->
+    ``"5"``); ``default`` when pydantic cannot."""
+    from pydantic_core import PydanticSerializationError, to_jsonable_python
+
+    try:
+        out = to_jsonable_python(x)
+    except PydanticSerializationError:
+        return default  # the encoder says what it cannot send
+    return next(iter(out)) if key else out
 
 
 def _stack_of(exc: BaseException) -> str | None:

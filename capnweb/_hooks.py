@@ -46,7 +46,7 @@ from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, NoReturn, TypeVar
 
-from ._codec import DEFAULT_LIMITS, PROTO_KEYS, WireRef, decode
+from ._codec import DEFAULT_LIMITS, PROTO_KEYS, WireRef, decode, is_model, model_wire
 from ._hookbase import BrokenCallback, ErrorHook, Hook, Path, PromiseHook
 from ._map import MAP_COST, TURN_WORK, map_budget, map_turn, record_map, recording
 from ._target import RpcTarget, dispose_target, get_member, strip_undefined
@@ -303,6 +303,10 @@ def follow(value: Any, path: Path) -> _Reached:
         ):
             names = {f.name for f in dataclasses.fields(value)}
             value = getattr(value, part) if part in names else undefined
+        elif is_model(value):  # what the peer would receive: its wire object
+            fields = model_wire(value)
+            key = part if type(part) is str else str(part)
+            value = fields.get(key, undefined) if type(fields) is dict else undefined
         else:
             value = undefined  # primitives, null, bytes, dates, errors, functions: nothing
     if isinstance(value, RpcPromise):

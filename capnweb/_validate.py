@@ -3,12 +3,16 @@
 A *converter* takes a received value and returns it as the annotation wants it (a dict becomes
 the annotated dataclass, a list the annotated tuple) or raises ``TypeError`` saying where and
 what was expected. Arguments are checked before any application code runs.
+
+A pydantic model (or a ``pydantic.TypeAdapter``, which generated stubs use for model fields)
+is validated by pydantic itself; its errors become one ``TypeError`` naming each field.
 """
 
 from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import sys
 import typing
 from collections.abc import Callable
 from datetime import datetime
@@ -18,7 +22,7 @@ from typing_extensions import is_typeddict
 
 from ._codec import WireRef, WireTarget
 from ._values import URL, BigInt, Headers, TypedArray, UndefinedType, undefined
-from .interface import Member, is_capability_type, union_args
+from .interface import Member, is_capability_type, is_model_class, union_args
 
 __all__ = ["Converter", "args_checker", "converter"]
 
@@ -119,6 +123,8 @@ def _build(tp: Any) -> Converter:
         args = get_args(tp)
         return _mapping(tp, converter(args[1]) if len(args) == 2 else _identity)
     if isinstance(tp, type):
+        if is_model_class(tp):
+            return _model(tp)
         if is_typeddict(tp):
             return _typeddict(tp)
         if dataclasses.is_dataclass(tp):
@@ -130,6 +136,9 @@ def _build(tp: Any) -> Converter:
         if tp is tuple:
             return _tuple(tp, (Any, ...))
         return _instance(tp)
+    adapters = sys.modules.get("pydantic.type_adapter")
+    if adapters is not None and isinstance(tp, adapters.TypeAdapter):
+        return _adapted(tp)
     return _identity  # an annotation we cannot check (e.g. a forward reference left as str)
 
 
@@ -272,6 +281,64 @@ def _dataclass(tp: Any) -> Converter:
 
 def _has_default(f: dataclasses.Field[Any]) -> bool:
     return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
+def _model(tp: Any) -> Converter:
+    from pydantic import RootModel, ValidationError  # loaded: tp is a model
+
+    objects_only = not issubclass(tp, RootModel)
+
+    def check(v: Any, where: str) -> Any:
+        if isinstance(v, tp):
+            return v
+        if v is undefined or (objects_only and not isinstance(v, dict)):
+            raise _fail(where, tp, v)
+        try:
+            return tp.model_validate(_defined(v))
+        except ValidationError as e:
+            raise _Mismatch(_pydantic_errors(where, e)) from None
+
+    return check
+
+
+def _adapted(adapter: Any) -> Converter:
+    from pydantic import ValidationError
+
+    def check(v: Any, where: str) -> Any:
+        try:
+            return adapter.validate_python(_defined(v))
+        except ValidationError as e:
+            raise _Mismatch(_pydantic_errors(where, e)) from None
+
+    return check
+
+
+def _defined(v: Any) -> Any:
+    """``v`` with the keys holding ``undefined`` left out (absent, as in JavaScript)."""
+    if type(v) is dict:
+        return {k: _defined(x) for k, x in v.items() if x is not undefined}
+    if type(v) is list:
+        return [_defined(x) for x in v]
+    return v
+
+
+_MAX_ERRORS: Final = 5
+
+
+def _pydantic_errors(where: str, error: Any) -> str:
+    """pydantic's errors, naming each field: ``where.address.zip: Field required`` for one,
+    ``where: 2 errors: name: Field required; age: Input should be ...`` for several."""
+    errors = error.errors(include_url=False, include_context=False, include_input=False)
+    parts = []
+    for e in errors[:_MAX_ERRORS]:
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"])
+        parts.append((loc, e["msg"]))
+    if len(errors) == 1:
+        loc, msg = parts[0]
+        return f"{where}{loc}: {msg}"
+    listed = "; ".join(f"{loc.removeprefix('.')}: {msg}" if loc else msg for loc, msg in parts)
+    more = f"; and {len(errors) - _MAX_ERRORS} more" if len(errors) > _MAX_ERRORS else ""
+    return f"{where}: {len(errors)} errors: {listed}{more}"
 
 
 def convert(value: Any, tp: Any, where: str = "value") -> Any:

@@ -25,6 +25,7 @@ import collections.abc
 import dataclasses
 import inspect
 import re
+import sys
 import types
 import typing
 from collections.abc import Awaitable, Callable, Coroutine
@@ -302,8 +303,16 @@ def is_capability_type(tp: Any) -> bool:
 
 
 def is_data_class(tp: Any) -> bool:
-    """Whether ``tp`` is a dataclass or a TypedDict (sent as a wire object)."""
-    return isinstance(tp, type) and (dataclasses.is_dataclass(tp) or is_typeddict(tp))
+    """Whether ``tp`` is a dataclass, a TypedDict or a pydantic model (sent as a wire object)."""
+    return isinstance(tp, type) and (
+        dataclasses.is_dataclass(tp) or is_typeddict(tp) or is_model_class(tp)
+    )
+
+
+def is_model_class(tp: Any) -> bool:
+    """Whether ``tp`` is a pydantic (v2) model class; pydantic is not imported to tell."""
+    main = sys.modules.get("pydantic.main")  # a model class exists only once it is loaded
+    return main is not None and isinstance(tp, type) and issubclass(tp, main.BaseModel)
 
 
 def union_args(tp: Any) -> tuple[Any, ...] | None:

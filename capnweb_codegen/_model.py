@@ -2,7 +2,8 @@
 annotations are classified.
 
 Interfaces are read only through :func:`capnweb.interface.describe` (the description the
-dispatcher uses too); data types (dataclasses, TypedDicts) are read field by field.
+dispatcher uses too); data types (dataclasses, TypedDicts, pydantic models) are read field by
+field.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from capnweb.interface import (
     is_capability_type,
     is_data_class,
     is_interface,
+    is_model_class,
     union_args,
 )
 from capnweb.stubs import RpcStub
@@ -255,15 +257,24 @@ def optional_of(tp: Any) -> Any | None:
 
 @dataclass(frozen=True)
 class Field:
-    """One field of a dataclass or TypedDict (its wire key is its name)."""
+    """One field of a data type: its Python name, and its wire key when that differs (a
+    pydantic model's serialization alias)."""
 
     name: str
     annotation: Any
     required: bool
+    alias: str | None = None
+
+    @property
+    def wire_name(self) -> str:
+        """The key of the field in the wire object."""
+        return self.alias if self.alias is not None else self.name
 
 
 def data_fields(cls: type) -> list[Field]:
-    """The fields of a dataclass or TypedDict, in declaration order."""
+    """The fields of a dataclass, TypedDict or pydantic model, in declaration order."""
+    if is_model_class(cls):
+        return _model_fields(cls)
     try:
         hints = typing.get_type_hints(cls)
     except Exception as e:
@@ -278,6 +289,33 @@ def data_fields(cls: type) -> list[Field]:
         )
         out.append(Field(f.name, strip(hints.get(f.name, Any)), not has_default))
     return out
+
+
+def _model_fields(cls: Any) -> list[Field]:
+    """The fields a pydantic model is sent with (``model_dump(by_alias=True)``): its fields
+    under their serialization aliases, then its computed fields. A ``RootModel`` is sent as its
+    root value: it has none."""
+    try:
+        cls.model_rebuild(raise_errors=True)  # resolves forward references, if any are left
+    except Exception as e:
+        raise CodegenError(f"cannot resolve the annotations of {cls.__qualname__}: {e}") from e
+    if getattr(cls, "__pydantic_root_model__", False):
+        return []
+    out = []
+    for name, info in cls.model_fields.items():
+        if info.exclude is True:
+            continue  # never sent
+        wire = info.serialization_alias or info.alias or name
+        annotation = info.annotation if info.annotation is not None else Any
+        out.append(Field(name, strip(annotation), info.is_required(), _alias(name, wire)))
+    for name, info in cls.model_computed_fields.items():
+        wire = info.alias or name
+        out.append(Field(name, strip(info.return_type), True, _alias(name, wire)))
+    return out
+
+
+def _alias(name: str, wire: str) -> str | None:
+    return wire if wire != name else None
 
 
 def data_doc(cls: type) -> str | None:

@@ -23,10 +23,18 @@ import math
 import sys
 import typing
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, get_args, get_origin
 
 import capnweb
-from capnweb.interface import Interface, Member, is_data_class, is_interface, union_args
+from capnweb.interface import (
+    Interface,
+    Member,
+    is_data_class,
+    is_interface,
+    is_model_class,
+    union_args,
+)
 from capnweb.typed import TypedListPromise
 
 from ._model import (
@@ -306,13 +314,37 @@ class _Renderer:
             cls.doc = f"A pending ``{_short(tp)}``: await it, or read its fields pipelined."
             if own:
                 cls.doc += "\n\n" + own
+            model = is_model_class(tp)
             for f in data_fields(tp):
                 if not is_identifier(f.name) or f.name in RESERVED:
-                    cls.skipped.append(_skipped(f.name))
+                    cls.skipped.append(_skipped(f.wire_name))
                     continue
-                ftype, fruntime = self.promise(f.annotation)
-                cls.fields.append(Method(f.name, f.name, "property", [], [], ftype, fruntime, None))
+                if model and _foreign(f.annotation):
+                    ftype, fruntime = self.adapted_promise(f.annotation)
+                else:
+                    ftype, fruntime = self.promise(f.annotation)
+                cls.fields.append(
+                    Method(f.name, f.wire_name, "property", [], [], ftype, fruntime, None)
+                )
         return cls
+
+    def adapted_promise(self, tp: Any) -> tuple[str, str]:
+        """A promise class for a model field the wire carries in pydantic's JSON form (a UUID
+        as a string...): awaiting it validates the value back with a ``pydantic.TypeAdapter``."""
+        key = ("pydantic", _type_key(tp))
+        known = self.promise_names.get(key)
+        if known is not None:
+            return known, known
+        name = self.promise_names[key] = self._claim(f"{_slug(tp)}Promise")
+        awaited = self.plain(tp)
+        self.promises[key] = PromiseClass(
+            name=name,
+            bases=f"{self.ref_typed('TypedPromise')}[{awaited}]",
+            result_type=f"{self.alias('pydantic')}.TypeAdapter({awaited})",
+            element_type=None,
+            doc=f"A pending ``{_short(tp)}`` (validated by pydantic on arrival).",
+        )
+        return name, name
 
     # -- interfaces
 
@@ -394,6 +426,50 @@ def _split_union(text: str) -> list[str]:
             start = i + 1
     out.append(text[start:].strip())
     return out
+
+
+# Types the wire carries as they are (besides data types and capabilities): a model field of
+# any other type (UUID, Decimal, Enum, date, set...) is sent in pydantic's JSON form.
+_WIRE_TYPES = (
+    bool,
+    int,
+    float,
+    str,
+    bytes,
+    bytearray,
+    datetime,
+    list,
+    tuple,
+    dict,
+    NoneType,
+    capnweb.BigInt,
+    capnweb.URL,
+    capnweb.Headers,
+    capnweb.TypedArray,
+    capnweb.Request,
+    capnweb.Response,
+    capnweb.UndefinedType,
+    capnweb.RpcTarget,
+    capnweb.RpcStub,
+    BaseException,
+)
+_SET_ORIGINS = (set, frozenset, collections.abc.Set, collections.abc.MutableSet)
+
+
+def _foreign(tp: Any) -> bool:
+    """Whether a model field annotated ``tp`` arrives in a form only pydantic turns back into
+    ``tp`` (no capability in it: pydantic could not build those)."""
+
+    def foreign(t: Any) -> bool:
+        if get_origin(t) in _SET_ORIGINS or t in (set, frozenset):
+            return True
+        if not isinstance(t, type) or get_origin(t) is not None or t is object:
+            return False
+        if issubclass(t, enum.Enum):
+            return True
+        return not (issubclass(t, _WIRE_TYPES) or is_data_class(t) or is_stub_class(t))
+
+    return contains(tp, foreign) and not contains(tp, is_capability)
 
 
 def _is_tuple(tp: Any) -> bool:

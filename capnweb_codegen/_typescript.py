@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import decimal
 import enum
 import json
 import typing
+import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any, get_args, get_origin
 
 import capnweb
-from capnweb.interface import Interface, Member, is_interface, union_args
+from capnweb.interface import Interface, Member, is_interface, is_model_class, union_args
 
 from ._model import (
     NoneType,
@@ -58,6 +60,12 @@ _SIMPLE: dict[Any, str] = {
     capnweb.Response: "Response",
     capnweb.TypedArray: "ArrayBufferView",
     capnweb.UndefinedType: "undefined",
+    # only pydantic models send these, as pydantic's JSON mode writes them
+    uuid.UUID: "string",
+    decimal.Decimal: "string",
+    date: "string",
+    time: "string",
+    timedelta: "string",
 }
 
 
@@ -107,6 +115,8 @@ class _Renderer:
             return "unknown"
         if tp is None or tp is NoneType:
             return "null"
+        if _is_root_model(tp):  # sent as its root value
+            return self.ts(tp.model_fields["root"].annotation)
         if tp in self.names:
             return self.names[tp]
         simple = _SIMPLE.get(tp)
@@ -178,11 +188,12 @@ class _Renderer:
         return TsMember(_key(m.wire_name), "method", params, returns, m.doc)
 
     def data(self, cls: type) -> TsInterface:
-        # A dataclass always travels with every field; a TypedDict may omit its NotRequired keys.
-        always = dataclasses.is_dataclass(cls)
+        # A dataclass or a model always travels with every field (a model's under its aliases);
+        # a TypedDict may omit its NotRequired keys.
+        always = dataclasses.is_dataclass(cls) or is_model_class(cls)
         members = [
             TsMember(
-                _key(f.name) + ("" if f.required or always else "?"),
+                _key(f.wire_name) + ("" if f.required or always else "?"),
                 "field",
                 [],
                 self.ts(f.annotation),
@@ -201,10 +212,16 @@ def _literal(value: Any) -> str:
     return json.dumps(value)
 
 
+def _is_root_model(tp: Any) -> bool:
+    """Whether ``tp`` is a pydantic ``RootModel`` (it has no fields of its own)."""
+    return is_model_class(tp) and bool(getattr(tp, "__pydantic_root_model__", False))
+
+
 def typescript_context(unit: Unit) -> dict[str, Any]:
     """Everything the TypeScript template needs for ``unit``."""
     r = _Renderer(unit)
-    declarations = [r.interface(i) for i in unit.interfaces] + [r.data(c) for c in unit.data_types]
+    declarations = [r.interface(i) for i in unit.interfaces]
+    declarations += [r.data(c) for c in unit.data_types if not _is_root_model(c)]
     example = next((r.names[i.cls] for i in unit.interfaces if i.ref in unit.refs), "Api")
     return {
         "refs": unit.refs,

@@ -383,7 +383,7 @@ async def test_over_http_batch(lying_server: capnweb.Server) -> None:
 @pytest.mark.timeout(60)
 def test_the_snippet_in_docs_typed_stubs_runs_as_shown(tmp_path: Path) -> None:
     doc = (ROOT / "docs" / "typed-stubs.md").read_text()
-    section = doc.split("\n## Validated results\n", 1)[1]
+    section = doc.split("\n## 8. Validated results\n", 1)[1]
     snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
     script = tmp_path / "validated.py"
     script.write_text(snippet)
