@@ -8,6 +8,9 @@ Output, one file per module: Python stubs (``--lang py``, formatted with ``ruff 
 --isolated``) or TypeScript declarations (``--lang ts``) for ``RpcStub<Api>`` clients. The
 output depends on nothing but the interfaces and this package: no timestamps, no paths, sorted
 names, so regenerating gives byte-identical files and ``--check`` can tell a stale one.
+
+From TypeScript (``--from-ts``, :func:`from_typescript`): the TypeScript compiler reads
+interfaces and ``RpcTarget`` classes; the output is a Python Protocol module and its stubs.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +29,7 @@ from ._model import CodegenError, Unit, resolve
 from ._python import python_context
 from ._typescript import typescript_context
 
-__all__ = ["CodegenError", "Lang", "generate", "ruff_executable"]
+__all__ = ["CodegenError", "Lang", "from_typescript", "generate", "ruff_executable"]
 
 Lang = Literal["py", "ts"]
 
@@ -49,6 +53,51 @@ def generate(
             text = ruff_format(text, line_length)
         out[unit.file_stem + suffix] = text
     return dict(sorted(out.items()))
+
+
+def from_typescript(
+    files: Sequence[str | Path],
+    interfaces: Sequence[str] = (),
+    *,
+    module: str | None = None,
+    line_length: int = DEFAULT_LINE_LENGTH,
+) -> dict[str, str]:
+    """Python interfaces and typed stubs for TypeScript ``interfaces`` (names of interfaces,
+    ``RpcTarget`` classes or type aliases in ``files``; none: every exported ``RpcTarget``
+    class and interface extending ``RpcTarget``), read by the TypeScript compiler.
+
+    ``module`` is the dotted name the Protocol module is imported as (default: the first
+    file's name, ``api.d.ts`` -> ``api``); the stubs import it. Returns ``{"<last part>.py":
+    Protocol module, "<last part>_stubs.py": stubs}``.
+    """
+    from ._from_ts import describe_typescript, load_module, module_stem, protocol_source
+
+    if module is None:
+        module = module_stem(files[0]) if files else "api"
+    if not all(part.isidentifier() for part in module.split(".")):
+        raise CodegenError(f"not a module name: {module!r}")
+    stem = module.rpartition(".")[2]
+    description = describe_typescript(files, interfaces)
+    source = protocol_source(description, f"{stem}_stubs", line_length)
+    previous = sys.modules.get(module)
+    try:
+        load_module(module, source)
+        targets = [f"{module}:{name}" for name in _roots(description)]
+        (stubs,) = generate(targets, "py", line_length=line_length).values()
+    finally:
+        if previous is None:
+            sys.modules.pop(module, None)
+        else:
+            sys.modules[module] = previous
+    return {f"{stem}.py": source, f"{stem}_stubs.py": stubs}
+
+
+def _roots(description: dict[str, Any]) -> list[str]:
+    """The Protocol names of the requested interfaces (as ``__all__`` spells them)."""
+    from ._from_ts import python_names
+
+    names = python_names(description)
+    return sorted(names[n] for n in description["roots"])
 
 
 def _context(unit: Unit, lang: Lang) -> dict[str, Any]:

@@ -10,6 +10,7 @@ node --version
 (cd tests/interop/js && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/typing/ts && npm ci --no-audit --no-fund --loglevel=error)
 (cd examples/chat/web && npm ci --no-audit --no-fund --loglevel=error)
+(cd capnweb_codegen/ts && npm ci --no-audit --no-fund --loglevel=error)
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
