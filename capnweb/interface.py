@@ -230,7 +230,9 @@ def describe(cls: type) -> Interface:
             if attr_name.startswith("_"):
                 raise TypeError(f"{cls.__qualname__}.{attr_name}: remote names cannot start with _")
             members[attr_name] = _member(cls, klass, attr_name, attr, mark, policy)
-    iface = Interface(cls, cls.__name__, cls.__module__, inspect.getdoc(cls), members)
+    own = cls.__dict__.get("__doc__")  # not inherited: typing.Protocol's is not the interface's
+    doc = inspect.cleandoc(own) if isinstance(own, str) else None
+    iface = Interface(cls, cls.__name__, cls.__module__, doc, members)
     wires: dict[str, str] = {}
     for m in members.values():
         if m.wire_name in wires:

@@ -233,3 +233,23 @@ def test_typescript_declarations_of_the_sample() -> None:
         ' * A docstring with "quotes", a backslash \\ and `code`; and *\\/ for TypeScript.',
     ]:
         assert line in text.splitlines(), line
+
+
+def test_an_interface_without_a_docstring_does_not_get_protocols(tmp_path: Path) -> None:
+    (tmp_path / "bare_api.py").write_text(
+        "from typing import Protocol\n"
+        "from capnweb.interface import rpc_interface, rpc_method\n\n\n"
+        "@rpc_interface\n"
+        "class Bare(Protocol):\n"
+        "    @rpc_method\n"
+        "    async def ping(self) -> int: ...\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        for lang in ("py", "ts"):
+            (text,) = generate(["bare_api"], lang).values()
+            assert "ping" in text
+            assert "protocol classes" not in text  # typing.Protocol's own docstring
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("bare_api", None)
