@@ -475,6 +475,12 @@ INHERENT = {
 }
 
 
+def _names(node: ast.stmt) -> bool:
+    """Whether ``node`` is the ``_interface = "module:Name"`` line (each module names its own)."""
+    targets = node.targets if isinstance(node, ast.Assign) else []
+    return any(isinstance(t, ast.Name) and t.id == "_interface" for t in targets)
+
+
 def _parts(source: str, alias: str) -> dict[str, str]:
     """Each top-level class of a stub module (without its methods) and each method, as text,
     with the module's alias renamed ``_api`` and ``int`` written ``float`` (a TypeScript
@@ -486,7 +492,7 @@ def _parts(source: str, alias: str) -> dict[str, str]:
         methods = [n for n in node.body if isinstance(n, ast.FunctionDef)]
         for method in methods:
             out[f"{node.name}.{method.name}"] = ast.unparse(method)
-        node.body = [n for n in node.body if not isinstance(n, ast.FunctionDef)]
+        node.body = [n for n in node.body if not isinstance(n, ast.FunctionDef) and not _names(n)]
         out[node.name] = ast.unparse(node)
     return {
         re.sub(r"\bIntList", "FloatList", key): re.sub(
@@ -512,6 +518,7 @@ def test_round_trip_through_a_declaration_file_gives_the_same_stubs(tmp_path: Pa
         assert "=_capnweb.undefined" in round_trip[key]
         assert "=_capnweb.undefined" not in original[key]
 
+    assert '_interface = "roundtrip:Api"' in back["roundtrip_stubs.py"]
     protocols = back["roundtrip.py"]
     assert "class Profile(TypedDict):" in protocols  # a dataclass before: a .d.ts cannot say
     assert '"""The user called ``name`` (created on first use)."""' in protocols

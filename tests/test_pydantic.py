@@ -361,7 +361,7 @@ def test_capnweb_works_where_pydantic_cannot_be_imported() -> None:
 def test_the_documented_example_runs(tmp_path: Path) -> None:
     """docs/typed-stubs.md, "pydantic models": its three files, run as the reader would."""
     text = (ROOT / "docs" / "typed-stubs.md").read_text()
-    section = text[text.index("## 9. pydantic models") : text.index("## Limits")]
+    section = text[text.index("## 9. pydantic models") : text.index("\n## 10.")]
     people, untyped, typed = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
     console = re.findall(r"```console\n(.*?)```", section, re.DOTALL)[0]
     (tmp_path / "people.py").write_text(people)
