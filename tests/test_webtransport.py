@@ -607,15 +607,23 @@ async def test_an_idle_session_is_kept_alive(certs: Cert, monkeypatch: pytest.Mo
         await open_webtransport(server.url, certificate_hashes=[certs.hash]) as client,
         capnweb.connect(server.url, webtransport=client) as api,
     ):
-        pings: list[int] = []
-        send_ping = client._protocol._quic.send_ping
+        await api.hold(lambda x: x)  # (to know the server's side of the session)
+        pings: dict[str, int] = {"client": 0, "server": 0}
 
-        def counted(uid: int) -> None:
-            pings.append(uid)
-            send_ping(uid)
+        def count(proto: _quic.H3Protocol, side: str) -> None:
+            send_ping = proto._quic.send_ping
 
-        client._protocol._quic.send_ping = counted  # type: ignore[method-assign]
-        await eventually(lambda: len(pings) >= 20)  # a second at least: over the idle timeout
+            def counted(uid: int) -> None:
+                pings[side] += 1
+                send_ping(uid)
+
+            proto._quic.send_ping = counted  # type: ignore[method-assign]
+
+        count(client._protocol, "client")
+        for proto in _server_protocols(Api.instances[0]):
+            count(proto, "server")
+        # a second at least, over twice the idle timeout: both sides ping
+        await eventually(lambda: pings["client"] >= 20 and pings["server"] >= 20)
         assert await api.square(3) == 9
 
 

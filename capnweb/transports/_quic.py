@@ -78,8 +78,8 @@ IDLE_TIMEOUT = 60.0
 """Seconds without a packet after which QUIC drops a connection (a peer that vanished)."""
 
 KEEPALIVE = 15.0
-"""Seconds between the PINGs a client sends while it has sessions (an idle session must not
-let the connection reach ``IDLE_TIMEOUT``)."""
+"""Seconds between the PINGs each side sends while the connection has sessions (an idle
+session must not let the connection reach ``IDLE_TIMEOUT``)."""
 
 MAX_REASON = 1024
 """Bytes of a close reason (the WebTransport limit)."""
@@ -539,6 +539,7 @@ class H3Protocol(QuicConnectionProtocol):
         self._ignored: set[int] = set()  # refused or finished streams the peer may still send on
         self._watched: set[WtConnection] = set()  # paused or closing: checked as acks arrive
         self._transmit_pending = False
+        self._keepalive: asyncio.TimerHandle | None = None
         self._gone: BaseException | None = None  # the connection ended, why
         # aioquic internals: acknowledge in the next packet sent, which leaves at the end of
         # the loop turn with the answers (see datagram_received), instead of in a packet of
@@ -555,8 +556,7 @@ class H3Protocol(QuicConnectionProtocol):
 
     def _transmit_now(self) -> None:
         self._transmit_pending = False
-        if self._transport is not None and not self._transport.is_closing():
-            self.transmit()
+        self.transmit()
 
     def watch(self, conn: WtConnection) -> None:
         self._watched.add(conn)
@@ -603,7 +603,29 @@ class H3Protocol(QuicConnectionProtocol):
         self.session_forgotten()
 
     def session_forgotten(self) -> None:
-        """A session of this connection is closed (for subclasses)."""
+        """A session of this connection is closed."""
+        if not self._sessions and self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
+
+    def arm_keepalive(self) -> None:
+        """While the connection has sessions, PING the peer every ``KEEPALIVE`` seconds: an
+        idle session must not let it reach the idle timeout (a peer that vanished still does,
+        its pings unanswered)."""
+        if self._keepalive is None and self._sessions and self._gone is None:
+            self._keepalive = self._loop.call_later(KEEPALIVE, self._ping)
+
+    def _ping(self) -> None:
+        self._keepalive = None
+        if self._gone is None and self._sessions:
+            self._quic.send_ping(0)
+            self.transmit()
+            self.arm_keepalive()
+
+    def transmit(self) -> None:
+        """Send what is pending (nothing once the socket is closing)."""
+        if self._transport is not None and not self._transport.is_closing():
+            super().transmit()
 
     @property
     def live_sessions(self) -> int:
@@ -709,6 +731,9 @@ class H3Protocol(QuicConnectionProtocol):
 
     def _terminated(self, error: BaseException) -> None:
         self._gone = error
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
         for conn in list(self._rpc.values()):
             conn.connection_lost(error)
         self._sessions.clear()
@@ -764,6 +789,7 @@ class ServerProtocol(H3Protocol):
         else:
             self._sessions[stream_id] = _WtSession(stream_id)
             self._respond(stream_id, 200, end=False)
+            self.arm_keepalive()
 
     def stream_opened(self, event: WebTransportStreamDataReceived) -> None:
         ws = self._sessions.get(event.session_id)
@@ -826,14 +852,13 @@ class Listener:
 
 class ClientProtocol(H3Protocol):
     """A client's QUIC connection: opens WebTransport sessions (``open_session``), checks
-    the server's certificate against pinned hashes, keeps the connection alive."""
+    the server's certificate against pinned hashes."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.certificate_hashes: frozenset[bytes] = frozenset()
         self.certificate_error: str | None = None
         self._answers: dict[int, asyncio.Future[int]] = {}
-        self._keepalive: asyncio.TimerHandle | None = None
         self.on_idle: Callable[[], None] | None = None
 
     def handshake_completed(self, event: HandshakeCompleted) -> None:
@@ -899,7 +924,7 @@ class ClientProtocol(H3Protocol):
         # the first message
         self._quic.send_stream_data(stream_id, b"\n")
         self.transmit()
-        self._arm_keepalive()
+        self.arm_keepalive()
         return conn
 
     def h3_event(self, event: H3Event) -> None:
@@ -911,33 +936,16 @@ class ClientProtocol(H3Protocol):
             return
         super().h3_event(event)
 
-    def _arm_keepalive(self) -> None:
-        if self._keepalive is None and self._sessions:
-            self._keepalive = self._loop.call_later(KEEPALIVE, self._ping)
-
-    def _ping(self) -> None:
-        self._keepalive = None
-        if self._gone is None and self._sessions:
-            self._quic.send_ping(0)
-            self.transmit()
-            self._arm_keepalive()
-
     def session_forgotten(self) -> None:
-        if not self._sessions:
-            if self._keepalive is not None:
-                self._keepalive.cancel()
-                self._keepalive = None
-            if self.on_idle is not None:
-                self.on_idle()
+        super().session_forgotten()
+        if not self._sessions and self.on_idle is not None:
+            self.on_idle()
 
     def _terminated(self, error: BaseException) -> None:
         super()._terminated(error)
         for answer in self._answers.values():
             if not answer.done():
                 answer.set_exception(error)
-        if self._keepalive is not None:
-            self._keepalive.cancel()
-            self._keepalive = None
 
 
 def server_configuration(certificate: str, private_key: str) -> QuicConfiguration:
