@@ -535,6 +535,33 @@ async def test_a_quic_connection_closed_mid_call_ends_its_sessions(certs: Cert) 
         await conn.close()
 
 
+async def test_a_main_factory_that_raises_ends_that_session_only(
+    certs: Cert, caplog: pytest.LogCaptureFixture
+) -> None:
+    made: list[Api] = []
+
+    def main() -> Api:
+        if not made:
+            made.append(Api())
+            raise RuntimeError("not now")
+        return Api()
+
+    async with (
+        capnweb.serve_webtransport(main, certificate=certs.cert, private_key=certs.key) as server,
+        await open_webtransport(server.url, certificate_hashes=[certs.hash]) as client,
+    ):
+        async with raw_session(server.url, client) as (conn, _, ended):
+            capsules = client._protocol._sessions[conn.session_id].capsules
+            await asyncio.wait_for(ended, WAIT)
+            await eventually(lambda: capsules.close is not None)
+            assert capsules.close == (
+                CLOSE_ABORT,
+                "The server could not start the session: RuntimeError",
+            )
+        assert "starting a WebTransport session failed" in caplog.text
+        assert await asyncio.wait_for(_one_call(server.url, client), WAIT) == 36
+
+
 class Silenced:
     """Makes a QUIC connection deaf: the datagrams it receives are dropped until ``resume()``."""
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import hashlib
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -48,7 +49,7 @@ from aioquic.quic.events import (
 )
 
 from .._codec import DEFAULT_LIMITS, Limits
-from ..errors import RpcDisconnectedError
+from ..errors import RpcDisconnectedError, RpcError
 
 __all__ = [
     "CLOSE_ABORT",
@@ -61,6 +62,8 @@ __all__ = [
     "client_configuration",
     "server_configuration",
 ]
+
+log = logging.getLogger("capnweb")
 
 CLOSE_NORMAL = 0
 """WebTransport session close code: the session ended without an error."""
@@ -452,6 +455,8 @@ class WtConnection:
         if self._end is not None or self._session_end is not None:
             return
         self._session_end = error
+        if self._closing:  # we closed first: this is the answer
+            return
         if self._input_ended and not self._held:
             self._peer_done()
         else:
@@ -807,7 +812,12 @@ class ServerProtocol(H3Protocol):
         conn = WtConnection(self, ws.id, stream_id, listener.limits.max_frame_size)
         ws.conn = conn
         self._rpc[stream_id] = conn
-        listener.accept(conn)
+        try:
+            listener.accept(conn)
+        except Exception as e:  # main() raised, say: this session ends, the connection goes on
+            log.exception("starting a WebTransport session failed")
+            conn.abort(RpcError(f"The server could not start the session: {type(e).__name__}"))
+            return
         conn.data_received(event.data, event.stream_ended)
 
     def _terminated(self, error: BaseException) -> None:
