@@ -18,6 +18,7 @@ import asyncio
 import datetime
 import hashlib
 import json
+import socket
 import ssl
 import subprocess
 import sys
@@ -308,6 +309,27 @@ async def test_the_server_tells_its_address(certs: Cert) -> None:
         assert server.sockets[0].getsockname()[1] == server.port
         ended = asyncio.create_task(server.wait_closed())
     await asyncio.wait_for(ended, WAIT)
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback on this machine")
+async def test_an_ipv6_server_and_its_url(certs: Cert) -> None:
+    async with capnweb.serve_webtransport(
+        Api, "::1", certificate=certs.cert, private_key=certs.key
+    ) as server:
+        assert server.url == f"https://[::1]:{server.port}/rpc"
+        async with capnweb.connect(
+            server.url, webtransport=True, certificate_hashes=[certs.hash]
+        ) as api:
+            assert await api.square(8) == 64
 
 
 async def test_sessions_on_one_connection_run_side_by_side(certs: Cert) -> None:
@@ -710,9 +732,7 @@ async def test_the_client_refuses_a_certificate_not_pinned(certs: Cert, tmp_path
         assert await _no_sessions(server)
 
 
-async def test_nothing_answering_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    import socket
-
+async def test_nothing_answering_times_out() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))  # a UDP port that never answers
         port = sock.getsockname()[1]

@@ -229,14 +229,14 @@ async def open_webtransport(
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(timeout):
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-        address = cast(tuple[str, int], infos[0][4])
+        address = cast(tuple[str, int], infos[0][4][:2])
         transport, protocol = await loop.create_datagram_endpoint(
             lambda: ClientProtocol(QuicConnection(configuration=configuration)),
-            remote_addr=address,
+            remote_addr=address,  # a connected socket: only the server's datagrams come in
         )
         protocol.certificate_hashes = digests
         try:
-            protocol.connect(address)
+            protocol.connect(transport.get_extra_info("peername"))  # as sendto() wants it
             try:
                 await protocol.wait_connected()
             except ConnectionError:
