@@ -114,8 +114,13 @@ def workloads(size: str) -> list[Workload]:
     return [
         Workload("sequential", "ws", s["sequential"], latency),
         Workload("sequential", "batch", s["sequential"], latency),
+        # WebTransport: this project's server and client only (the reference has none)
+        Workload("sequential", "wt", s["sequential"], latency, pairs=("py-py",)),
         Workload("concurrent", "ws", s["concurrent"], (("calls_per_s", "higher"), *cpu)),
         Workload("concurrent", "batch", s["concurrent"], (("calls_per_s", "higher"), *cpu)),
+        Workload(
+            "concurrent", "wt", s["concurrent"], (("calls_per_s", "higher"), *cpu), pairs=("py-py",)
+        ),
         Workload("pipelined", "ws", s["pipelined"], (("wall_ms", "lower"),)),
         Workload(
             "pipelined",
@@ -183,6 +188,8 @@ class Server:
     proc: subprocess.Popen[str]
     rpc_port: int
     echo_port: int
+    wt_port: int | None = None  # WebTransport (Python servers)
+    wt_hash: str | None = None  # its certificate's SHA-256
 
     @property
     def url(self) -> str:
@@ -195,6 +202,10 @@ class Server:
     @property
     def echo_url(self) -> str:
         return f"ws://127.0.0.1:{self.echo_port}"
+
+    @property
+    def wt_url(self) -> str:
+        return f"https://127.0.0.1:{self.wt_port}/rpc"
 
 
 def python() -> str:
@@ -225,6 +236,8 @@ def client_command(
         argv += ["--transport", w.transport]
     if srv is not None:
         argv += ["--url", srv.url, "--echo-url", srv.echo_url, "--stats-url", srv.stats_url]
+        if w.transport == "wt" and srv.wt_port is not None and srv.wt_hash is not None:
+            argv += ["--wt-url", srv.wt_url, "--wt-hash", srv.wt_hash]
     return argv, cwd
 
 
@@ -269,7 +282,8 @@ def server(lang: str, loop: str) -> Iterator[Server]:
             else:
                 time.sleep(0.02)
         ready = json.loads(line)
-        yield Server(lang, proc, ready["rpc_port"], ready["echo_port"])
+        ports = ready["rpc_port"], ready["echo_port"]
+        yield Server(lang, proc, *ports, ready.get("wt_port"), ready.get("wt_hash"))
     finally:
         stop(proc)
 

@@ -1,8 +1,10 @@
-"""Benchmark server on this project: ``BenchTarget`` over WebSocket and HTTP batch at /rpc.
+"""Benchmark server on this project: ``BenchTarget`` over WebSocket and HTTP batch at /rpc,
+and over WebTransport at /rpc of a UDP port.
 
 Usage: python benchmarks/server.py [--loop asyncio|uvloop]
 Listens on 127.0.0.1 with free ports and prints one JSON line once ready:
-``{"rpc_port": N, "echo_port": M, "pid": P}``.
+``{"rpc_port": N, "echo_port": M, "wt_port": W, "wt_hash": H, "pid": P}`` (``wt_hash``: the
+SHA-256 of the development certificate made for this run, for ``certificate_hashes``).
 
 - ``/rpc``: ``capnweb.serve``, one ``BenchTarget`` per session; sessions are counted as
   ``posts`` (over HTTP batch, a session is a POST).
@@ -24,6 +26,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -105,15 +108,25 @@ async def main() -> None:
     echo_server = await ws_serve(echo, "127.0.0.1", 0, max_size=Limits().max_frame_size)
     echo_port = next(iter(echo_server.sockets)).getsockname()[1]
 
+    from capnweb.transports.webtransport import dev_certificate  # the webtransport extra
+
+    with tempfile.TemporaryDirectory() as certs:  # a fresh certificate each run
+        cert, key = Path(certs) / "cert.pem", Path(certs) / "key.pem"
+        wt_hash = dev_certificate(cert, key)
+        wt_server = await capnweb.serve_webtransport(
+            session_main, "127.0.0.1", 0, certificate=cert, private_key=key
+        )
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(
-        json.dumps({"rpc_port": rpc_port, "echo_port": echo_port, "pid": os.getpid()}), flush=True
-    )
+    ready = {"rpc_port": rpc_port, "echo_port": echo_port, "pid": os.getpid()}
+    ready |= {"wt_port": wt_server.port, "wt_hash": wt_hash}
+    print(json.dumps(ready), flush=True)
     await stop.wait()
     echo_server.close()
+    await wt_server.close()
     await server.close()
 
 

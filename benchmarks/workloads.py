@@ -1,7 +1,8 @@
 """Benchmark client on this project: runs one workload against a server, prints one JSON line.
 
-Usage: python benchmarks/workloads.py --workload NAME [--transport ws|batch]
+Usage: python benchmarks/workloads.py --workload NAME [--transport ws|batch|wt]
            [--url http://127.0.0.1:N/rpc] [--echo-url ws://127.0.0.1:M] [--stats-url URL]
+           [--wt-url https://127.0.0.1:W/rpc --wt-hash SHA256]
            [--params JSON] [--runs R] [--warmup W] [--loop asyncio|uvloop]
 
 Output: ``{"runs": [{metric: value, ...}, ...]}``, one object per measured run. The workloads,
@@ -98,6 +99,8 @@ class Bench:
         self.echo_url: str = args.echo_url or ""
         self.stats_url: str = args.stats_url or ""
         self.transport: str = args.transport
+        self.wt_url: str = args.wt_url or ""
+        self.wt_hash: str = args.wt_hash or ""
         self.p: dict[str, Any] = json.loads(args.params)
 
     async def stats(self, query: str = "") -> dict[str, Any]:
@@ -106,7 +109,12 @@ class Bench:
             return data
 
     async def open(self) -> tuple[capnweb.RpcStub, capnweb.Connection[Any]]:
-        conn = capnweb.connect(self.ws_url if self.transport == "ws" else self.url)
+        if self.transport == "wt":
+            conn = capnweb.connect(
+                self.wt_url, webtransport=True, certificate_hashes=[self.wt_hash]
+            )
+        else:
+            conn = capnweb.connect(self.ws_url if self.transport == "ws" else self.url)
         return await conn.open(), conn
 
     # -- workloads
@@ -117,7 +125,7 @@ class Bench:
         perf = time.perf_counter
         before = await self.stats()
         cpu0 = time.process_time()
-        if self.transport == "ws":
+        if self.transport in ("ws", "wt"):  # one session
             api, conn = await self.open()
             await api.square(1)
             start = perf()
@@ -152,7 +160,7 @@ class Bench:
         before = await self.stats()
         cpu0 = time.process_time()
         api, conn = await self.open()
-        if self.transport == "ws":
+        if self.transport in ("ws", "wt"):
             await api.square(1)
         start = time.perf_counter()
         results = await asyncio.gather(*[api.square(i) for i in range(n)])
@@ -414,7 +422,9 @@ def run_loop(main: Callable[[], Awaitable[Any]], loop: str) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workload", required=True, choices=sorted(WORKLOADS))
-    parser.add_argument("--transport", default="ws", choices=("ws", "batch"))
+    parser.add_argument("--transport", default="ws", choices=("ws", "batch", "wt"))
+    parser.add_argument("--wt-url", help="the WebTransport URL (--transport wt)")
+    parser.add_argument("--wt-hash", help="SHA-256 of its certificate (hex)")
     parser.add_argument("--url")
     parser.add_argument("--echo-url")
     parser.add_argument("--stats-url")

@@ -49,6 +49,7 @@ from .stubs import RpcPromise as RpcPromise
 from .stubs import RpcStub as RpcStub
 from .transports.memory import MemoryTransport as MemoryTransport
 from .transports.memory import memory_pair as memory_pair
+from .transports.webtransport import serve_webtransport as serve_webtransport
 
 __version__ = "0.1.0"
 """The version of this package (the one source of it: pyproject.toml reads it from here)."""
@@ -101,5 +102,6 @@ __all__ = [
     "reconnecting",
     "serve",
     "serve_websocket",
+    "serve_webtransport",
     "undefined",
 ]

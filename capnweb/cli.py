@@ -8,6 +8,10 @@ dies, and stops everything if one exits before it served (its error is then on s
 worker writes its pid to a pipe once it listens, and stops if the pipe from its parent closes
 (the parent died without stopping it).
 
+``capnweb cert`` writes a short-lived self-signed certificate and its key for serving
+WebTransport in development, and prints the certificate's SHA-256 hash (what a browser's
+``serverCertificateHashes`` takes).
+
 ``capnweb call URL EXPR`` reads ``EXPR`` (``makeCounter(2).increment(3)``) with ``ast``,
 replays it on the server's main stub as one pipelined chain, awaits it once and prints the
 result as JSON. Exit status: 0 done, 1 failed (remote error, connection, timeout), 2 usage.
@@ -603,6 +607,29 @@ def _reason(e: OSError) -> str:
     return os.strerror(e.errno)
 
 
+# -- capnweb cert
+
+
+def _run_cert(args: argparse.Namespace) -> int:
+    try:
+        from .transports.webtransport import dev_certificate
+    except ImportError as e:  # pragma: no cover - cryptography is in the webtransport extra
+        raise Failure(f"{e}: install capnweb[webtransport]") from None
+    os.makedirs(args.out, exist_ok=True)
+    cert = os.path.join(args.out, "cert.pem")
+    key = os.path.join(args.out, "key.pem")
+    try:
+        digest = dev_certificate(cert, key, days=args.days, hosts=args.host or DEV_HOSTS)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(f"wrote {cert} and {key} (valid {args.days:g} days)", file=sys.stderr)
+    print(digest)
+    return 0
+
+
+DEV_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
 # -- the command line
 
 
@@ -632,6 +659,19 @@ result is printed as JSON on stdout (bytes as {"$bytes": base64}, a capability a
 {"$capability": true}); a remote error as 'error: <name>: <message>' on stderr, status 1.
 """
 
+CERT_EXAMPLES = """\
+examples:
+  capnweb cert                        # cert.pem and key.pem here, valid 10 days
+  capnweb cert --out certs --days 3
+  capnweb cert --host localhost --host 192.168.1.20
+
+It prints the certificate's SHA-256 hash (hex) on stdout: pass it to a browser's
+new WebTransport(url, {serverCertificateHashes: [{algorithm: "sha-256", value: <its bytes>}]})
+or to capnweb.connect(url, webtransport=True, certificate_hashes=[hash]). Browsers accept such a
+certificate only if it is valid 14 days at most: make a new one before it expires. For
+development only; in production, use a certificate from a CA browsers trust.
+"""
+
 CODEGEN_HELP = "generate typed stubs (the arguments of python -m capnweb_codegen; see --help)"
 
 
@@ -642,6 +682,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Cap'n Web RPC: serve capabilities, call them from a shell, generate stubs.",
         epilog="examples:\n  capnweb serve myapp:Api --port 8080\n"
         "  capnweb call ws://127.0.0.1:8080/rpc 'square(7)'\n"
+        "  capnweb cert --out certs\n"
         "  capnweb codegen examples.typed.api --out stubs\n\n"
         "'capnweb COMMAND --help' tells more; the reference is docs/cli.md.",
         formatter_class=raw,
@@ -719,6 +760,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     call.add_argument("--compact", action="store_true", help="print the JSON on one line")
 
+    cert = commands.add_parser(
+        "cert",
+        help="make a development certificate for WebTransport and print its hash",
+        description="Write a self-signed ECDSA P-256 certificate (cert.pem) and its key\n"
+        "(key.pem) for serving WebTransport in development; print its SHA-256 hash.",
+        epilog=CERT_EXAMPLES,
+        formatter_class=raw,
+    )
+    cert.add_argument("--out", default=".", metavar="DIR", help="where to write (%(default)s)")
+    cert.add_argument(
+        "--days", type=float, default=10.0, help="validity, under 14 days (%(default)g)"
+    )
+    cert.add_argument(
+        "--host",
+        action="append",
+        metavar="NAME",
+        help="a host name or address it is for; repeatable (localhost, 127.0.0.1, ::1)",
+    )
+
     commands.add_parser("codegen", help=CODEGEN_HELP, add_help=False)
     return parser
 
@@ -735,6 +795,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _run_serve(args)
+        if args.command == "cert":
+            return _run_cert(args)
         return _run_call(args)
     except UsageError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)

@@ -1,10 +1,13 @@
-"""Connecting to a server: ``connect(url)`` picks WebSocket or HTTP batch from the scheme."""
+"""Connecting to a server: ``connect(url)`` picks WebSocket or HTTP batch from the scheme, or
+WebTransport when asked (``webtransport=``)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from ssl import SSLContext
 from types import TracebackType
-from typing import Any, Generic, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 import aiohttp
 
@@ -15,6 +18,9 @@ from .session import SendErrorHook, Session, Transport
 from .stubs import RpcStub
 from .transports._ws import open_client
 from .transports.http_batch import BatchClientTransport
+
+if TYPE_CHECKING:
+    from .transports.webtransport import WebTransportClient
 
 __all__ = ["Connection", "connect"]
 
@@ -36,7 +42,14 @@ class Connection(Generic[S]):
         http: aiohttp.ClientSession | None = None,
         ssl: SSLContext | None = None,
         validate: bool = False,
+        webtransport: bool | WebTransportClient = False,
+        certificate_hashes: Sequence[str] = (),
+        ca_file: str | os.PathLike[str] | None = None,
     ) -> None:
+        if webtransport is False and (certificate_hashes or ca_file is not None):
+            raise ValueError("certificate_hashes and ca_file are options of webtransport=")
+        if webtransport is not False and (ssl is not None or http is not None):
+            raise ValueError("ssl and http are not options of webtransport= (see ca_file)")
         self.url = url
         self.stub_type = validated(stub_type) if validate else stub_type
         self._main = main
@@ -45,6 +58,9 @@ class Connection(Generic[S]):
         self._headers = headers
         self._http = http
         self._ssl = ssl
+        self._webtransport = webtransport
+        self._certificate_hashes = certificate_hashes
+        self._ca_file = ca_file
         self.session: Session | None = None
         self.transport: Transport | None = None
 
@@ -52,6 +68,24 @@ class Connection(Generic[S]):
         """Connect and return the server's main capability."""
         scheme = self.url.split(":", 1)[0].lower()
         transport: Transport
+        if self._webtransport is not False:
+            from .transports.webtransport import open_session  # aioquic: an optional extra
+
+            wt = await open_session(
+                self.url,
+                self._webtransport,
+                headers=self._headers,
+                limits=self._limits,
+                certificate_hashes=self._certificate_hashes,
+                ca_file=self._ca_file,
+                timeout=OPEN_TIMEOUT,
+            )
+            self.transport = wt
+            self.session = Session(
+                wt, self._main, limits=self._limits, on_send_error=self._on_send_error, start=False
+            )
+            wt.attach(self.session.feed, self.session.disconnected)
+            return self._main_stub(self.session)
         if scheme in ("ws", "wss"):
             max_size = (self._limits or DEFAULT_LIMITS).max_frame_size
             conn = await open_client(self.url, self._headers, max_size, OPEN_TIMEOUT, self._ssl)
@@ -105,7 +139,7 @@ class Connection(Generic[S]):
 
 
 OPEN_TIMEOUT = 10.0
-"""Seconds allowed for connecting and the WebSocket handshake."""
+"""Seconds allowed for connecting and the WebSocket (or WebTransport) handshake."""
 
 
 @overload
@@ -119,6 +153,9 @@ def connect(
     headers: dict[str, str] | None = None,
     http: aiohttp.ClientSession | None = None,
     ssl: SSLContext | None = None,
+    webtransport: bool | WebTransportClient = False,
+    certificate_hashes: Sequence[str] = (),
+    ca_file: str | os.PathLike[str] | None = None,
 ) -> Connection[RpcStub]: ...
 @overload
 def connect(
@@ -133,6 +170,9 @@ def connect(
     http: aiohttp.ClientSession | None = None,
     ssl: SSLContext | None = None,
     validate: bool = False,
+    webtransport: bool | WebTransportClient = False,
+    certificate_hashes: Sequence[str] = (),
+    ca_file: str | os.PathLike[str] | None = None,
 ) -> Connection[S]: ...
 def connect(
     url: str,
@@ -146,6 +186,9 @@ def connect(
     http: aiohttp.ClientSession | None = None,
     ssl: SSLContext | None = None,
     validate: bool = False,
+    webtransport: bool | WebTransportClient = False,
+    certificate_hashes: Sequence[str] = (),
+    ca_file: str | os.PathLike[str] | None = None,
 ) -> Connection[Any]:
     """Connect to ``url`` (``ws://``/``wss://``: WebSocket; ``http://``/``https://``: one
     HTTP batch). ``async with connect(url) as api:`` gives the server's main stub.
@@ -159,8 +202,17 @@ def connect(
     return annotations, raising ``RpcTypeError`` at the ``await``; see
     :func:`capnweb.typed.validated`).
 
+    ``webtransport=True``: open a WebTransport session at the ``https://`` URL, on a QUIC
+    connection of its own (closed with the session); a
+    :class:`~capnweb.transports.webtransport.WebTransportClient`: a session on that open
+    connection. Whom it trusts: ``certificate_hashes`` (hex SHA-256 hashes of the server's
+    certificate, as a browser's ``serverCertificateHashes``), else the CAs of ``ca_file``
+    (PEM), else the system's. Needs the ``webtransport`` extra (aioquic).
+
     Opening a WebSocket raises OSError when the connection fails, RpcDisconnectedError when the
-    server does not accept the WebSocket, TimeoutError after ``OPEN_TIMEOUT`` seconds.
+    server does not accept the WebSocket, TimeoutError after ``OPEN_TIMEOUT`` seconds; opening
+    a WebTransport session, RpcDisconnectedError when the handshake fails or the server refuses
+    the session, TimeoutError after ``OPEN_TIMEOUT`` seconds (also when nothing answers).
     """
     return Connection(
         url,
@@ -172,4 +224,7 @@ def connect(
         http=http,
         ssl=ssl,
         validate=validate,
+        webtransport=webtransport,
+        certificate_hashes=certificate_hashes,
+        ca_file=ca_file,
     )

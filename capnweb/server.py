@@ -27,11 +27,10 @@ from websockets.asyncio.server import serve as ws_serve
 from ._codec import DEFAULT_LIMITS, Limits
 from ._tasks import spawn
 from .errors import RpcError
-from .session import SendErrorHook, Session
+from .session import SendErrorHook, Session, Transport
 from .transports._front import Front
 from .transports._listen import listen
 from .transports._queued import QueuedTransport
-from .transports._ws import WsConnection
 from .transports.http_batch import BatchServerTransport
 from .transports.websocket import (
     AiohttpWebSocketTransport,
@@ -79,6 +78,32 @@ class Serving(Protocol):
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(self, *exc: object) -> None: ...
+
+
+class Channel(Transport, Protocol):
+    """A connection that hands each message to its session as it arrives, what
+    :meth:`Endpoint.accept` takes: a WebSocket (``WsConnection``) or a WebTransport session's
+    stream (``WtConnection``)."""
+
+    def limit_output(self, high: int, low: int) -> None:
+        """Stop handling the peer's messages while more than ``high`` bytes wait to be sent,
+        until they are under ``low``."""
+        ...
+
+    def attach(
+        self, deliver: Callable[[str], None], on_end: Callable[[BaseException], None]
+    ) -> None:
+        """Hand every incoming message to ``deliver``; call ``on_end(error)`` once the
+        connection is over (unless the session ended it)."""
+        ...
+
+    def on_closed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once the connection is closed."""
+        ...
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed."""
+        ...
 
 
 class Closing:
@@ -194,9 +219,9 @@ class Endpoint(Closing):
 
     # -- the core: sessions over each kind of connection
 
-    def accept(self, conn: WsConnection) -> Session:
-        """Start a session on a WebSocket connection whose opening handshake is done; it is
-        among :attr:`sessions` until the connection closes."""
+    def accept(self, conn: Channel) -> Session:
+        """Start a session on a connection whose opening handshake is done (a WebSocket, a
+        WebTransport session); it is among :attr:`sessions` until the connection closes."""
         conn.limit_output(self.limits.send_high_water, self.limits.send_low_water)
         session = self._session(conn, False)
         self.sessions.add(session)
