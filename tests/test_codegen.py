@@ -35,6 +35,7 @@ TARGETS = [
     "examples.chat.api",
     "examples.microservices.api",
     "examples.actor_system.api",
+    "examples.webtransport.api",
 ]
 
 
