@@ -163,3 +163,15 @@ async def test_the_page_falls_back_when_webtransport_fails(server: Server) -> No
     console = result["console"]
     assert result == expected("websocket", console)
     assert any("falling back to WebSocket" in line for line in console), console
+
+
+def test_server_says_how_to_install_a_missing_module(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "examples.webtransport_integrated.server", "--port", "0"]
+    command += ["--capnweb-js", str(tmp_path / "missing.js")]
+    done = subprocess.run(
+        command, cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=WAIT_S
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "missing.js is missing" in done.stderr
+    assert "npm ci --prefix examples/chat/web" in done.stderr
+    assert "listening" not in done.stdout
