@@ -1,11 +1,10 @@
 """A browser calls the Python server over WebTransport: headless Chromium (Playwright) loads a
 page whose TypeScript ``capnweb`` client (the npm package's ES module) runs over a small
-WebTransport ``RpcTransport`` (``tests/webtransport_page/transport.js``, the guide's)."""
+WebTransport ``RpcTransport`` (the integrated example's ``web/transport.js``, the guide's)."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,8 +12,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from browser import browser
 from helpers import Counter, eventually, npm_ci
-from playwright.async_api import Browser, async_playwright
 
 import capnweb
 from capnweb import RpcStub, RpcTarget, current_session
@@ -52,18 +51,6 @@ class Api(RpcTarget):
         return await current_session().main.double(x)
 
 
-def chromium() -> str:
-    """The headless Chromium the test command installs (Playwright may not download one)."""
-    exe = shutil.which("chromium-headless-shell") or shutil.which("chromium")
-    if exe is None:
-        pytest.fail(
-            "no headless Chromium: install the Debian package chromium-headless-shell "
-            "(bash tests/system-deps.sh does)",
-            pytrace=False,
-        )
-    return exe
-
-
 @asynccontextmanager
 async def page_server() -> AsyncIterator[str]:
     """The page and the capnweb ES module, over HTTP on 127.0.0.1 (a secure context)."""
@@ -74,6 +61,7 @@ async def page_server() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/", index)
     app.router.add_static("/page/", PAGE)
+    app.router.add_static("/example/", REPO / "examples" / "webtransport_integrated" / "web")
     app.router.add_static("/capnweb/", JS / "node_modules" / "capnweb" / "dist")
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -82,16 +70,6 @@ async def page_server() -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}/"
     finally:
         await runner.cleanup()
-
-
-@asynccontextmanager
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=chromium(), headless=True)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 async def test_a_page_calls_the_python_server_over_webtransport(tmp_path: Path) -> None:

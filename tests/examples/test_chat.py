@@ -9,22 +9,22 @@ killed client give its member back.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from browser import browser
 from deploy.servers import python_env, running
 from helpers import npm_ci
 from interop.conftest import free_port
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -60,28 +60,6 @@ def server(web_deps: None, tmp_path: Path) -> Iterator[ChatServer]:
     command = [sys.executable, "-m", "examples.chat.server", "--port", str(port)]
     with running(command, port, log, env=python_env(), cwd=REPO, ready=f"listening {port}"):
         yield ChatServer(f"127.0.0.1:{port}", log)
-
-
-def chromium() -> str:
-    """The headless Chromium the test command installs (Playwright may not download one)."""
-    exe = shutil.which("chromium-headless-shell") or shutil.which("chromium")
-    if exe is None:
-        pytest.fail(
-            "no headless Chromium: install the Debian package chromium-headless-shell "
-            "(bash tests/system-deps.sh does)",
-            pytrace=False,
-        )
-    return exe
-
-
-@asynccontextmanager
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=chromium(), headless=True)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 class Terminal:

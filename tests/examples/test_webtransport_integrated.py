@@ -6,20 +6,19 @@ no WebTransport."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import browser
 from deploy.servers import REPO, python_env, running
 from helpers import npm_ci
 from interop.conftest import free_port
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -73,28 +72,6 @@ def test_the_python_client_gets_the_same_answers_over_each_transport(server: Ser
         f"http batch http://127.0.0.1:{server.port}/rpc",
         f"webtransport https://127.0.0.1:{server.port}/rpc (UDP)",
     ]
-
-
-def chromium() -> str:
-    """The headless Chromium the test command installs (Playwright may not download one)."""
-    exe = shutil.which("chromium-headless-shell") or shutil.which("chromium")
-    if exe is None:
-        pytest.fail(
-            "no headless Chromium: install the Debian package chromium-headless-shell "
-            "(bash tests/system-deps.sh does)",
-            pytrace=False,
-        )
-    return exe
-
-
-@asynccontextmanager
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=chromium(), headless=True)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 async def page_result(chrome: Browser, server: Server, init_script: str = "") -> dict[str, Any]:
