@@ -7,6 +7,7 @@ from ._target import RpcTarget as RpcTarget
 from ._values import INVALID_DATE as INVALID_DATE
 from ._values import URL as URL
 from ._values import BigInt as BigInt
+from ._values import Blob as Blob
 from ._values import Headers as Headers
 from ._values import JsDate as JsDate
 from ._values import Request as Request
@@ -45,6 +46,9 @@ from .session import Session as Session
 from .session import Stats as Stats
 from .session import Transport as Transport
 from .session import current_session as current_session
+from .streams import ReadableStream as ReadableStream
+from .streams import WritableStream as WritableStream
+from .streams import pipe as pipe
 from .stubs import RpcPromise as RpcPromise
 from .stubs import RpcStub as RpcStub
 from .transports.memory import MemoryTransport as MemoryTransport
@@ -61,6 +65,7 @@ __all__ = [
     "AsgiApp",
     "Backoff",
     "BigInt",
+    "Blob",
     "Connection",
     "Cors",
     "Endpoint",
@@ -68,6 +73,7 @@ __all__ = [
     "JsDate",
     "Limits",
     "MemoryTransport",
+    "ReadableStream",
     "ReconnectError",
     "Reconnecting",
     "Request",
@@ -95,10 +101,12 @@ __all__ = [
     "Transport",
     "TypedArray",
     "UndefinedType",
+    "WritableStream",
     "connect",
     "current_session",
     "memory_pair",
     "mount",
+    "pipe",
     "reconnecting",
     "serve",
     "serve_websocket",

@@ -22,6 +22,7 @@ import base64
 import binascii
 import dataclasses
 import enum
+import inspect
 import json
 import math
 import os
@@ -36,6 +37,7 @@ from ._values import (
     TYPED_ARRAY_KINDS,
     URL,
     BigInt,
+    Blob,
     Headers,
     JsDate,
     Request,
@@ -62,8 +64,10 @@ __all__ = [
     "Exporter",
     "Importer",
     "Limits",
+    "WireReadable",
     "WireRef",
     "WireTarget",
+    "WireWritable",
     "decode",
     "dumps",
     "encode",
@@ -112,6 +116,13 @@ class Limits:
     peer (a peer that never reads costs at most about this, plus running calls' results)."""
     send_low_water: int = 262_144
     """Unsent output bytes below which a paused peer is read again."""
+    max_stream_buffer: int = 16_777_216
+    """Bytes of received stream chunks one session holds that its readers have not taken
+    yet. A peer that writes past it without waiting for acknowledgements has that stream
+    failed with :class:`RpcLimitError` (the peer's own window keeps it far below)."""
+    max_blob_size: int = 134_217_728
+    """Largest Blob a peer may send; its bytes are collected before delivery. A larger one
+    fails the value that holds it with :class:`RpcLimitError`; the session goes on."""
 
     def __post_init__(self) -> None:
         for name in self.__slots__:
@@ -170,6 +181,19 @@ class WireTarget:
     __slots__ = ()
 
 
+class WireReadable:
+    """Base of the stream values the codec knows without importing the runtime: a received
+    ``ReadableStream`` (it may be sent on, like any async iterable)."""
+
+    __slots__ = ()
+
+
+class WireWritable:
+    """Base of ``WritableStream``: passed by reference as ``["writable", id]``."""
+
+    __slots__ = ()
+
+
 class Exporter(Protocol):
     """What the encoder asks of a session: ids for capabilities, and error redaction."""
 
@@ -183,6 +207,14 @@ class Exporter(Protocol):
 
     def on_send_error(self, exc: BaseException) -> BaseException | None:
         """Substitute for an outgoing error; a returned error's traceback is sent as stack."""
+        ...
+
+    def encode_readable(self, source: Any) -> list[Any]:
+        """``["readable", id]`` for an async iterable, after a ``["pipe"]`` its chunks go to."""
+        ...
+
+    def encode_writable(self, sink: Any) -> list[Any]:
+        """``["writable", id]`` for a WritableStream, exported anew."""
         ...
 
 
@@ -214,6 +246,18 @@ class Importer(Protocol):
 
     def unsupported(self, what: str) -> Any:
         """Value standing for a form this implementation does not support yet."""
+        ...
+
+    def readable_ref(self, pipe_id: int) -> Any:
+        """Value for ``["readable", id]``: the reading end of the peer's pipe ``id``."""
+        ...
+
+    def writable_ref(self, ref_id: int) -> Any:
+        """Value for ``["writable", id]``: a WritableStream whose writes go to the peer."""
+        ...
+
+    def blob_ref(self, mime: str, content: Any) -> Any:
+        """Value for ``["blob", type, readable]``: a promise of the Blob, once all read."""
         ...
 
 
@@ -442,6 +486,8 @@ class _Encoder:
             return ["undefined"]
         if isinstance(v, WireRef):
             return self._exporter(v).encode_ref(v)
+        if isinstance(v, WireWritable):
+            return self._exporter(v).encode_writable(v)
         if isinstance(v, BigInt | int):
             if isinstance(v, bool):
                 return bool(v)
@@ -476,10 +522,16 @@ class _Encoder:
             return ["request", v.url, self.request_init(v, depth)]
         if isinstance(v, Response):
             return ["response", self.body(v.body, depth), self.response_init(v)]
+        if isinstance(v, Blob):
+            return ["blob", v.type, self._exporter(v).encode_readable(v.chunks())]
         if dataclasses.is_dataclass(v) and not isinstance(v, type):  # after Request/Response
             return self.obj({f.name: getattr(v, f.name) for f in dataclasses.fields(v)}, depth)
         if is_model(v):
             return self.value(model_wire(v), depth)
+        if hasattr(type(v), "__aiter__") and not isinstance(v, type):
+            return self._exporter(v).encode_readable(v)
+        if _is_writable(v):
+            return self._exporter(v).encode_writable(v)
         if callable(v) and not isinstance(v, type):
             return self._exporter(v).encode_target(v)
         raise TypeError(f"Cannot serialize value of type {type(v).__name__}: {v!r:.80}")
@@ -492,10 +544,16 @@ class _Encoder:
             )
         return self.exporter
 
-    def body(self, body: str | bytes | None, depth: int) -> Any:
+    def body(self, body: Any, depth: int) -> Any:
         if body is None or isinstance(body, str):
             return body
-        return ["bytes", _b64(bytes(body))]
+        if isinstance(body, bytes | bytearray | memoryview):
+            return ["bytes", _b64(bytes(body))]
+        if hasattr(type(body), "__aiter__"):
+            return self._exporter(body).encode_readable(body)
+        raise TypeError(
+            f"A body must be str, bytes or an async iterable of bytes, not {body!r:.80}"
+        )
 
     def request_init(self, r: Request, depth: int) -> dict[str, Any]:
         init: dict[str, Any] = dict(r.extra)
@@ -505,6 +563,8 @@ class _Encoder:
             init["headers"] = [list(p) for p in r.headers]
         if r.body is not None:
             init["body"] = self.body(r.body, depth)
+            if type(init["body"]) is list and init["body"][0] == "readable":
+                init.setdefault("duplex", "half")
         return init
 
     def response_init(self, r: Response) -> dict[str, Any]:
@@ -539,6 +599,14 @@ class _Encoder:
         if stack is not None:
             return ["error", name, message, stack]
         return ["error", name, message]
+
+
+def _is_writable(v: Any) -> bool:
+    """Whether ``v`` is a writable stream by its shape: async ``write``, ``close``, ``abort``."""
+    t = type(v)
+    return all(
+        inspect.iscoroutinefunction(getattr(t, m, None)) for m in ("write", "close", "abort")
+    )
 
 
 def _wire_key(k: Any) -> str:
@@ -663,6 +731,15 @@ class PlainImporter:
 
     def unsupported(self, what: str) -> Any:
         raise RpcProtocolError(f"{what} is not supported yet by this implementation.")
+
+    def readable_ref(self, pipe_id: int) -> Any:
+        return self._refuse()
+
+    def writable_ref(self, ref_id: int) -> Any:
+        return self._refuse()
+
+    def blob_ref(self, mime: str, content: Any) -> Any:
+        return self._refuse()
 
 
 def decode(
@@ -903,10 +980,8 @@ class _Decoder:
             # never a body; and decoding a fresh expression may rewrite it: word the error now
             invalid = _bad("invalid body", e)
         body = self.value(raw, depth + 1)
-        if body is None or isinstance(body, str | bytes):
+        if body is None or isinstance(body, str | bytes | WireReadable):
             return body
-        if isinstance(body, WireRef):
-            return self.importer.unsupported("A streamed body")
         raise invalid or _bad("invalid body", e)
 
     def s_request(self, e: list[Any], depth: int) -> Any:
@@ -922,8 +997,6 @@ class _Decoder:
             req.headers = self.headers(init.pop("headers"), e)
         if "body" in init:
             req.body = self.body(init.pop("body"), e, depth)
-            if isinstance(req.body, WireRef):
-                return req.body
         init.pop("duplex", None)
         req.extra = init
         return req
@@ -935,8 +1008,6 @@ class _Decoder:
         if "webSocket" in init:
             raise RpcProtocolError("Can't deserialize a Response containing a webSocket.")
         resp = Response(self.body(e[1], e, depth))
-        if isinstance(resp.body, WireRef):
-            return resp.body
         if "status" in init:
             status = init.pop("status")
             if type(status) is not int:
@@ -981,9 +1052,25 @@ class _Decoder:
             raise _bad("invalid remap", e)
         return self.importer.remap_ref(e[1], self.path(e[2], e), e[3], e[4])
 
-    def s_stream(self, e: list[Any], depth: int) -> Any:
-        what = {"readable": "ReadableStream", "writable": "WritableStream", "blob": "Blob"}
-        return self.importer.unsupported(what[e[0]])
+    def s_readable(self, e: list[Any], depth: int) -> Any:
+        if len(e) != 2 or not _is_id(e[1]):
+            raise _bad("invalid readable", e)
+        return self.importer.readable_ref(e[1])
+
+    def s_writable(self, e: list[Any], depth: int) -> Any:
+        if len(e) != 2 or not _is_id(e[1]):
+            raise _bad("invalid writable", e)
+        return self.importer.writable_ref(e[1])
+
+    def s_blob(self, e: list[Any], depth: int) -> Any:
+        if len(e) != 3 or type(e[1]) is not str:
+            raise _bad("invalid blob", e)
+        content = self.value(e[2], depth + 1)
+        if not isinstance(content, WireReadable):
+            raise RpcProtocolError(
+                "Blob content must be serialized as a ReadableStream.", name="TypeError"
+            )
+        return self.importer.blob_ref(e[1], content)
 
 
 _SPECIAL: Final[dict[str, Callable[[_Decoder, list[Any], int], Any]]] = {
@@ -1004,9 +1091,9 @@ _SPECIAL: Final[dict[str, Callable[[_Decoder, list[Any], int], Any]]] = {
     "export": _Decoder.s_export,
     "promise": _Decoder.s_export,
     "remap": _Decoder.s_remap,
-    "readable": _Decoder.s_stream,
-    "writable": _Decoder.s_stream,
-    "blob": _Decoder.s_stream,
+    "readable": _Decoder.s_readable,
+    "writable": _Decoder.s_writable,
+    "blob": _Decoder.s_blob,
 }
 
 

@@ -806,6 +806,15 @@ class _Applicator:
     def unsupported(self, what: str) -> Any:
         raise RpcError(f"{what} cannot be used inside a mapper function.")
 
+    def readable_ref(self, pipe_id: int) -> Any:
+        return self.unsupported("A ReadableStream")
+
+    def writable_ref(self, ref_id: int) -> Any:
+        return self.unsupported("A WritableStream")
+
+    def blob_ref(self, mime: str, content: Any) -> Any:
+        return self.unsupported("A Blob")
+
 
 def _apply_one(
     elem: Any, owner: Payload | None, captures: list[Hook], instructions: list[Any]

@@ -245,6 +245,12 @@ class _Builder:
     def on_send_error(self, exc: BaseException) -> BaseException | None:
         return None
 
+    def encode_readable(self, source: Any) -> list[Any]:
+        raise TypeError("Can't send a stream from inside a mapper function.")
+
+    def encode_writable(self, sink: Any) -> list[Any]:
+        raise TypeError("Can't send a WritableStream from inside a mapper function.")
+
 
 def record_map(
     hook: Hook,

@@ -7,7 +7,7 @@ wire is described in ``docs/values.md``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, TypeAlias, final
@@ -17,6 +17,7 @@ __all__ = [
     "TYPED_ARRAY_KINDS",
     "URL",
     "BigInt",
+    "Blob",
     "Headers",
     "JsDate",
     "Request",
@@ -219,11 +220,81 @@ class Headers:
         return f"Headers({self._pairs!r})"
 
 
-Body: TypeAlias = "str | bytes | None"
+Body: TypeAlias = "str | bytes | AsyncIterable[bytes] | None"
+"""A Request or Response body: text, bytes, a stream of byte chunks (a received one is a
+``capnweb.ReadableStream``; any async iterable of bytes may be sent), or none."""
+
+BLOB_CHUNK: Final = 65_536
+"""Bytes per chunk when a Blob is sent (it always travels through a pipe)."""
+
+
+async def read_body(body: Body) -> bytes:
+    """All the bytes of ``body``: the stream read to its end (str and text chunks as UTF-8)."""
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode()
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body)
+    parts: list[bytes] = []
+    async for chunk in body:
+        if isinstance(chunk, str):
+            parts.append(chunk.encode())
+        elif isinstance(chunk, bytes | bytearray | memoryview):
+            parts.append(bytes(chunk))
+        else:
+            raise TypeError(f"a body chunk must be bytes, not {type(chunk).__name__}")
+    return b"".join(parts)
+
+
+class _HasBody:
+    """``read()``/``text()`` for the two Fetch types (a streamed body can be read once)."""
+
+    __slots__ = ()
+    body: Body
+
+    async def read(self) -> bytes:
+        """The whole body as bytes (reads a streamed body to its end)."""
+        return await read_body(self.body)
+
+    async def text(self) -> str:
+        """The whole body decoded as UTF-8."""
+        return (await read_body(self.body)).decode()
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """A JavaScript ``Blob``: immutable bytes and a MIME type (``""`` when unknown).
+
+    It travels through a pipe, as the reference sends it; the receiver gets it whole.
+    """
+
+    data: bytes = b""
+    type: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, bytes):
+            object.__setattr__(self, "data", bytes(self.data))
+
+    @property
+    def size(self) -> int:
+        """Length in bytes."""
+        return len(self.data)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The bytes in chunks of at most BLOB_CHUNK (how a Blob goes out)."""
+        view = memoryview(self.data)
+        for i in range(0, len(view), BLOB_CHUNK):
+            yield bytes(view[i : i + BLOB_CHUNK])
+
+    async def text(self) -> str:
+        """The bytes decoded as UTF-8 (an awaitable, like the JavaScript method)."""
+        return self.data.decode()
 
 
 @dataclass(slots=True)
-class Request:
+class Request(_HasBody):
     """A Fetch API ``Request`` by value: URL, method, headers, an optional body.
 
     ``extra`` keeps any other ``RequestInit`` fields a peer sent (e.g. ``redirect``).
@@ -232,15 +303,15 @@ class Request:
     url: str
     method: str = "GET"
     headers: Headers = field(default_factory=Headers)
-    body: str | bytes | None = None
+    body: Body = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
-class Response:
+class Response(_HasBody):
     """A Fetch API ``Response`` by value: body, status, status text and headers."""
 
-    body: str | bytes | None = None
+    body: Body = None
     status: int = 200
     status_text: str = ""
     headers: Headers = field(default_factory=Headers)

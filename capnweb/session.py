@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ._codec import DEFAULT_LIMITS, Limits, _Encoder, decode, dumps, encode_text, loads
+from ._hookbase import PromiseHook
 from ._hooks import (
     BrokenCallback,
     ErrorHook,
@@ -39,12 +40,23 @@ from ._hooks import (
 from ._map import MapBudget, map_budget
 from ._target import RpcTarget
 from ._tasks import owner, spawn
+from ._values import Blob
 from .errors import (
     RpcDisconnectedError,
     RpcError,
     RpcLimitError,
     RpcProtocolError,
     RpcTypeError,
+)
+from .streams import (
+    READ_AHEAD,
+    ReadableStream,
+    RemoteWriter,
+    WritableHook,
+    _Account,
+    _Pipe,
+    claim,
+    pump,
 )
 from .stubs import RpcPromise, RpcStub
 
@@ -103,13 +115,14 @@ class Stats:
 
 
 class _Export:
-    __slots__ = ("auto_release", "hook", "pulling", "refcount")
+    __slots__ = ("auto_release", "hook", "pulling", "readable", "refcount")
 
     def __init__(self, hook: Hook, auto_release: bool = False) -> None:
         self.hook = hook
         self.refcount = 1
         self.pulling = False
         self.auto_release = auto_release
+        self.readable: ReadableStream[Any] | None = None  # a pipe's end, until referenced
 
 
 class _Import:
@@ -381,6 +394,7 @@ class Session:
         "__dict__",
         "__weakref__",
         "_aborted",
+        "_acks",
         "_asked",
         "_before_wait",
         "_broken",
@@ -399,6 +413,7 @@ class Session:
         "_pull_count",
         "_reader",
         "_ready",
+        "_stream_account",
         "_transport",
         "limits",
         "main",
@@ -430,6 +445,8 @@ class Session:
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._broken: dict[int, BrokenCallback] = {}
         self._broken_seq = 0
+        self._acks: dict[int, Callable[[BaseException | None], None]] = {}  # our stream calls
+        self._stream_account: _Account | None = None
         self._building: Payload | None = None
         self._encoding: _Encoding | None = None
         self._ready: list[tuple[int, _Export]] | None = None  # resolved exports to answer
@@ -522,6 +539,12 @@ class Session:
         for fut in waiters:
             if not fut.done():
                 fut.set_result(None)
+        acks, self._acks = self._acks, {}
+        for done in acks.values():
+            try:
+                done(error)
+            except Exception:
+                log.exception("error failing a stream write")
         broken, self._broken = self._broken, {}
         for cb in broken.values():
             try:
@@ -625,8 +648,15 @@ class Session:
                 self._ensure_resolving(export_id)
                 return
             if tag == "pipe":
-                error = RpcTypeError("Streams are not supported yet by this peer.")
-                self._exports[self._next_in] = _Export(ErrorHook(error))
+                if len(self._exports) >= self.limits.max_refs:
+                    self._too_many_refs()
+                account = self._stream_account
+                if account is None:
+                    account = self._stream_account = _Account()
+                pipe = _Pipe(READ_AHEAD, self.limits.max_stream_buffer, account)
+                entry = _Export(WritableHook.for_pipe(pipe))
+                entry.readable = ReadableStream(pipe)
+                self._exports[self._next_in] = entry
                 self._next_in += 1
                 return
         raise RpcProtocolError(f"bad RPC message: {_compact(msg)}")
@@ -659,6 +689,9 @@ class Session:
 
     def _on_resolve(self, import_id: int, expr: Any, reject: bool) -> None:
         imp = self._imports.get(import_id)
+        if imp is None and import_id in self._acks:
+            self._on_ack(import_id, expr, reject)
+            return
         if imp is not None and imp.asked:
             imp.asked = False
             self._asked -= 1
@@ -677,6 +710,18 @@ class Session:
             imp.resolve(ErrorHook(error))
         else:
             imp.resolve(ValueHook(payload))
+
+    def _on_ack(self, ack_id: int, expr: Any, reject: bool) -> None:
+        """The answer to one of our ``stream`` calls (nobody releases those)."""
+        done = self._acks.pop(ack_id)
+        payload = self._decode(expr)
+        payload.dispose()
+        error: BaseException | None = None
+        if reject:
+            error = payload.value
+            if not isinstance(error, BaseException):
+                error = RpcError(f"rejected with a non-error value: {_safe_repr(error)}")
+        done(error)
 
     # -- Importer (decoding references)
 
@@ -724,6 +769,9 @@ class Session:
                 self._too_many_refs()
             entry = self._imports[ref_id] = _Import(self, ref_id, True)
             return self._record(RpcPromise(ImportHook(entry, True)), True)
+        return self._record(RpcStub(self._import_stub(ref_id)), False)
+
+    def _import_stub(self, ref_id: int) -> ImportHook:
         known = self._imports.get(ref_id)
         if known is None:
             if len(self._imports) >= self.limits.max_refs:
@@ -731,7 +779,45 @@ class Session:
             known = self._imports[ref_id] = _Import(self, ref_id, False)
         else:
             known.remote_refs += 1
-        return self._record(RpcStub(ImportHook(known, False)), False)
+        return ImportHook(known, False)
+
+    def readable_ref(self, pipe_id: int) -> Any:
+        entry = self._exports.get(pipe_id)
+        readable = entry.readable if entry is not None else None
+        if entry is None or readable is None:
+            raise RpcProtocolError(
+                f"Export {pipe_id} is not a pipe or its readable end was already consumed."
+            )
+        entry.readable = None
+        return readable
+
+    def writable_ref(self, ref_id: int) -> Any:
+        # not owned by the payload: the writer releases it when done, or when dropped
+        return RemoteWriter(self, self._import_stub(ref_id))
+
+    def blob_ref(self, mime: str, content: Any) -> Any:
+        limit = self.limits.max_blob_size
+        stream: ReadableStream[Any] = content
+
+        async def collect() -> Hook:
+            parts: list[bytes] = []
+            size = 0
+            async for chunk in stream:
+                if not isinstance(chunk, bytes):
+                    error = RpcTypeError(
+                        f"A Blob's chunks must be bytes, not {type(chunk).__name__}."
+                    )
+                    stream.cancel(error)
+                    raise error
+                size += len(chunk)
+                if size > limit:
+                    error = RpcLimitError(f"A Blob is larger than max_blob_size ({limit} bytes).")
+                    stream.cancel(error)
+                    raise error
+                parts.append(chunk)
+            return ValueHook(Payload(Blob(b"".join(parts), mime)))
+
+        return self._record(RpcPromise(PromiseHook(spawn(collect()))), True)
 
     def remap_ref(
         self, ref_id: int, path: list[str | int], captures: list[Any], instructions: list[Any]
@@ -781,11 +867,14 @@ class Session:
         enc = self._encoding = _Encoding(source)
         try:
             return encode_text(value, self) if text else _Encoder(self).value(value, 0)
-        except BaseException:
+        except BaseException as e:
             for export_id in enc.created:  # roll back what this message exported
                 exp = self._exports.pop(export_id, None)
                 if exp is not None:
                     exp.hook.dispose()
+            for task, writer in enc.pipes:  # and fail the pipes it opened (they were sent)
+                task.cancel()
+                writer.abort_now(e if isinstance(e, Exception) else None)
             raise
         finally:
             self._encoding = prev
@@ -818,6 +907,48 @@ class Session:
         source = enc.source if enc is not None else None
         hook = source.target_hook(target) if source is not None else TargetHook(target)
         return ["export", self._export(hook, False)]
+
+    def encode_readable(self, source: Any) -> list[Any]:
+        if not self._can_call:
+            raise TypeError(
+                "A stream cannot be sent in an HTTP batch response (nothing can acknowledge "
+                "its chunks); use a WebSocket."
+            )
+        if self._aborted is not None:
+            raise self._aborted
+        it = claim(source)
+        self._send(["pipe"])
+        pipe_id = self._next_import
+        self._next_import += 1
+        entry = self._imports[pipe_id] = _Import(self, pipe_id, False)
+        writer = RemoteWriter(self, ImportHook(entry, False))
+        task = spawn(pump(it, writer))
+        if self._encoding is not None:
+            self._encoding.pipes.append((task, writer))
+        return ["readable", pipe_id]
+
+    def encode_writable(self, sink: Any) -> list[Any]:
+        return ["writable", self._export(WritableHook.for_sink(sink), False)]
+
+    def _send_stream(
+        self, hook: Hook, method: str, arg: Any, done: Callable[[BaseException | None], None]
+    ) -> int:
+        """Send ``write``/``close``/``abort`` to the peer's writable that ``hook`` imports;
+        ``done`` gets its answer (None, or the error). Returns the message's size."""
+        if self._aborted is not None:
+            raise self._aborted
+        if not self._can_call:
+            raise _no_callbacks()
+        target = self._pending_import(hook)
+        if target is None:
+            raise RpcError("The WritableStream's session has ended.")
+        args = "[]" if method == "close" else self._encode([arg], None, text=True)[1:-1]
+        text = f'["stream",["pipeline",{target},["{method}"],{args}]]'
+        ack_id = self._next_import
+        self._next_import += 1
+        self._acks[ack_id] = done
+        self._send_text(text)
+        return len(text)
 
     def on_send_error(self, exc: BaseException) -> BaseException | None:
         if self._on_send_error is None:
@@ -1005,8 +1136,9 @@ class Session:
 
 
 class _Encoding:
-    __slots__ = ("created", "source")
+    __slots__ = ("created", "pipes", "source")
 
     def __init__(self, source: Payload | None) -> None:
         self.source = source
         self.created: list[int] = []
+        self.pipes: list[tuple[asyncio.Task[None], RemoteWriter]] = []

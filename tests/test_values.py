@@ -7,7 +7,6 @@ import asyncio
 import base64
 import math
 from collections import OrderedDict
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -949,48 +948,6 @@ async def test_stubs_and_promises_sent_to_the_peer() -> None:
             ["import", -5],
         ]
         assert ["resolve", -3, 3] in peer.received()  # the local promise is resolved unasked
-
-
-# -- streams and blobs: not supported yet
-
-
-@pytest.mark.parametrize(
-    ("expr", "what"),
-    [
-        pytest.param(["readable", 1], "ReadableStream", id="readable"),
-        pytest.param(["writable", -1], "WritableStream", id="writable"),
-        pytest.param(["blob", "text/plain", ["readable", 1]], "Blob", id="blob"),
-        pytest.param(["response", ["readable", 1], {}], "A streamed body", id="response-body"),
-        pytest.param(
-            ["request", "http://e/", {"body": ["readable", 1], "duplex": "half"}],
-            "A streamed body",
-            id="request-body",
-        ),
-    ],
-)
-async def test_streams_reject_the_call(expr: Any, what: str) -> None:
-    api = Api()
-    async with ScriptedPeer(api) as peer:
-        peer.send(["pipe"])  # takes id 1
-        got = await ask(peer, call("take", expr), first=2)
-        message = f"{what} is not supported yet by this peer."
-        assert got[2] == ["reject", ["error", "TypeError", message]]
-        assert api.seen == []
-        assert (await ask(peer, call("num"), first=3))[3] == ["resolve", 7]  # still usable
-        assert peer.session.broken is None
-
-
-def test_streams_without_a_session() -> None:
-    with pytest.raises(RpcProtocolError, match="ReadableStream is not supported yet"):
-        decode(["readable", 1])
-
-
-def test_async_iterables_are_not_sent() -> None:
-    async def gen() -> AsyncIterator[int]:
-        yield 1
-
-    with pytest.raises(TypeError, match="Cannot serialize value of type async_generator"):
-        encode(gen())
 
 
 # -- stripped object keys
