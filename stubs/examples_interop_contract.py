@@ -13,6 +13,7 @@ awaited or pipelined. Regenerate with ``python -m capnweb_codegen``.
 
 from __future__ import annotations
 
+import builtins as _builtins
 import collections.abc as _collections_abc
 import typing as _typing
 
@@ -22,14 +23,24 @@ import examples.interop.contract as _examples_interop_contract
 
 __all__ = [
     "AnyListPromise",
+    "BlobInfoPromise",
+    "BlobPromise",
     "CallbackHolderPromise",
     "CallbackHolderStub",
     "CounterBatchPromise",
     "CounterListPromise",
     "CounterPromise",
     "CounterStub",
+    "DigestPromise",
     "IntListPromise",
+    "RequestInfoPromise",
+    "RequestPromise",
+    "ResponseInfoPromise",
+    "ResponsePromise",
     "SessionStatsPromise",
+    "StrListListPromise",
+    "StrListPromise",
+    "StreamStatusPromise",
     "TestTargetPromise",
     "TestTargetStub",
 ]
@@ -171,6 +182,122 @@ class TestTargetStub(_capnweb_typed.TypedStub):
         """How many Counters of session ``session_id`` (default: this one) are alive."""
         return self._rpc_call(_capnweb_typed.TypedPromise, "getLiveCounters", session_id)
 
+    def stream_numbers(
+        self, n: int | _capnweb.RpcPromise[int]
+    ) -> _capnweb_typed.TypedPromise[_collections_abc.AsyncIterator[float]]:
+        """A stream of the numbers ``0..n-1``, generated on demand."""
+        return self._rpc_call(_capnweb_typed.TypedPromise, "streamNumbers", n)
+
+    def stream_bytes(
+        self, total: int | _capnweb.RpcPromise[int], chunk: int | _capnweb.RpcPromise[int]
+    ) -> _capnweb_typed.TypedPromise[_collections_abc.AsyncIterator[_builtins.bytes]]:
+        """``total`` bytes in chunks of ``chunk``; byte ``i`` is ``i % 251``."""
+        return self._rpc_call(_capnweb_typed.TypedPromise, "streamBytes", total, chunk)
+
+    def stream_status(
+        self, session_id: str | _capnweb.RpcPromise[str | None] | None = None
+    ) -> StreamStatusPromise:
+        """The latest stream of session ``session_id`` (default: this one)."""
+        return self._rpc_call(StreamStatusPromise, "streamStatus", session_id)
+
+    def failing_stream(
+        self, n: int | _capnweb.RpcPromise[int], message: str | _capnweb.RpcPromise[str]
+    ) -> _capnweb_typed.TypedPromise[_collections_abc.AsyncIterator[float]]:
+        """``0..n-1``, then the stream fails with ``Error(message)``."""
+        return self._rpc_call(_capnweb_typed.TypedPromise, "failingStream", n, message)
+
+    def sum_stream(
+        self,
+        readable: _capnweb.ReadableStream[float]
+        | _capnweb.RpcPromise[_capnweb.ReadableStream[float]],
+    ) -> _capnweb_typed.TypedPromise[float]:
+        """The sum of a stream of numbers."""
+        return self._rpc_call(_capnweb_typed.TypedPromise, "sumStream", readable)
+
+    def digest_stream(
+        self,
+        readable: _capnweb.ReadableStream[_builtins.bytes]
+        | _capnweb.RpcPromise[_capnweb.ReadableStream[_builtins.bytes]],
+        delay_ms: float | _capnweb.RpcPromise[float] = 0,
+    ) -> DigestPromise:
+        """Length, byte sum and Adler-32 of a byte stream, read after ``delay_ms``."""
+        return self._rpc_call(DigestPromise, "digestStream", readable, delay_ms)
+
+    def echo_stream(
+        self,
+        readable: _capnweb.ReadableStream[_typing.Any]
+        | _capnweb.RpcPromise[_capnweb.ReadableStream[_typing.Any]],
+    ) -> _capnweb_typed.TypedPromise[_collections_abc.AsyncIterator[_typing.Any]]:
+        """The same chunks, read as the caller reads."""
+        return self._rpc_call(_capnweb_typed.TypedPromise, "echoStream", readable)
+
+    def write_numbers(
+        self,
+        writable: _capnweb.WritableStream[float]
+        | _capnweb.RpcPromise[_capnweb.WritableStream[float]],
+        n: int | _capnweb.RpcPromise[int],
+    ) -> _capnweb_typed.TypedPromise[int]:
+        """Writes ``0..n-1`` into ``writable``, closes it, returns ``n``."""
+        return self._rpc_call(_capnweb_typed.TypedPromise, "writeNumbers", writable, n)
+
+    def abort_writable(
+        self,
+        writable: _capnweb.WritableStream[_typing.Any]
+        | _capnweb.RpcPromise[_capnweb.WritableStream[_typing.Any]],
+        reason: str | _capnweb.RpcPromise[str],
+    ) -> _capnweb_typed.TypedPromise[None]:
+        """Aborts ``writable`` with ``Error(reason)``."""
+        return self._rpc_call(_capnweb_typed.TypedPromise, "abortWritable", writable, reason)
+
+    def echo_blob(self, blob: _capnweb.Blob | _capnweb.RpcPromise[_capnweb.Blob]) -> BlobPromise:
+        """The same Blob."""
+        return self._rpc_call(BlobPromise, "echoBlob", blob)
+
+    def blob_info(
+        self, blob: _capnweb.Blob | _capnweb.RpcPromise[_capnweb.Blob]
+    ) -> BlobInfoPromise:
+        """Its size and type."""
+        return self._rpc_call(BlobInfoPromise, "blobInfo", blob)
+
+    def echo_request(
+        self, request: _capnweb.Request | _capnweb.RpcPromise[_capnweb.Request]
+    ) -> RequestInfoPromise:
+        """What the request holds."""
+        return self._rpc_call(RequestInfoPromise, "echoRequest", request)
+
+    def make_request(
+        self,
+        method: str | _capnweb.RpcPromise[str],
+        url: str | _capnweb.RpcPromise[str],
+        headers: _collections_abc.Sequence[
+            _collections_abc.Sequence[str | _capnweb.RpcPromise[str]]
+            | _capnweb.RpcPromise[list[str]]
+        ]
+        | _capnweb.RpcPromise[list[list[str]]],
+        body: str | _capnweb.RpcPromise[str | None] | None,
+    ) -> RequestPromise:
+        """A Request made of these parts."""
+        return self._rpc_call(RequestPromise, "makeRequest", method, url, headers, body)
+
+    def describe_response(
+        self, response: _capnweb.Response | _capnweb.RpcPromise[_capnweb.Response]
+    ) -> ResponseInfoPromise:
+        """What the response holds."""
+        return self._rpc_call(ResponseInfoPromise, "describeResponse", response)
+
+    def make_response(
+        self,
+        status: int | _capnweb.RpcPromise[int],
+        body: str | _capnweb.RpcPromise[str | None] | None,
+        headers: _collections_abc.Sequence[
+            _collections_abc.Sequence[str | _capnweb.RpcPromise[str]]
+            | _capnweb.RpcPromise[list[str]]
+        ]
+        | _capnweb.RpcPromise[list[list[str]]],
+    ) -> ResponsePromise:
+        """A Response made of these parts."""
+        return self._rpc_call(ResponsePromise, "makeResponse", status, body, headers)
+
     def get_stats(self) -> SessionStatsPromise:
         """This session's import/export table sizes."""
         return self._rpc_call(SessionStatsPromise, "getStats")
@@ -215,6 +342,44 @@ class AnyListPromise(
     __slots__ = ()
     _result_type = list[_typing.Any]
     _element_type = _capnweb_typed.TypedPromise
+
+
+class BlobInfoPromise(_capnweb_typed.TypedPromise[_examples_interop_contract.BlobInfo]):
+    """A pending ``BlobInfo``: await it, or read its fields pipelined.
+
+    ``blobInfo``'s answer.
+    """
+
+    __slots__ = ()
+    _result_type = _examples_interop_contract.BlobInfo
+
+    @property
+    def size(self) -> _capnweb_typed.TypedPromise[int]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "size")
+
+    @property
+    def type(self) -> _capnweb_typed.TypedPromise[str]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "type")
+
+
+class BlobPromise(_capnweb_typed.TypedPromise[_capnweb.Blob]):
+    """A pending ``Blob``: await it, or read its fields pipelined.
+
+    A JavaScript ``Blob``: immutable bytes and a MIME type (``""`` when unknown).
+
+    It travels through a pipe, as the reference sends it; the receiver gets it whole.
+    """
+
+    __slots__ = ()
+    _result_type = _capnweb.Blob
+
+    @property
+    def data(self) -> _capnweb_typed.TypedPromise[_builtins.bytes]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "data")
+
+    @property
+    def type(self) -> _capnweb_typed.TypedPromise[str]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "type")
 
 
 class CallbackHolderPromise(_capnweb_typed.TypedPromise[CallbackHolderStub], CallbackHolderStub):
@@ -263,12 +428,156 @@ class CounterListPromise(_capnweb_typed.TypedListPromise[list[CounterStub], Coun
     _element_type = CounterPromise
 
 
+class DigestPromise(_capnweb_typed.TypedPromise[_examples_interop_contract.Digest]):
+    """A pending ``Digest``: await it, or read its fields pipelined.
+
+    ``digestStream``'s summary of a byte stream.
+    """
+
+    __slots__ = ()
+    _result_type = _examples_interop_contract.Digest
+
+    @property
+    def bytes(self) -> _capnweb_typed.TypedPromise[int]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "bytes")
+
+    @property
+    def sum(self) -> _capnweb_typed.TypedPromise[int]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "sum")
+
+    @property
+    def adler32(self) -> _capnweb_typed.TypedPromise[int]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "adler32")
+
+
 class IntListPromise(_capnweb_typed.TypedListPromise[list[int], _capnweb_typed.TypedPromise[int]]):
     """A pending ``list[int]``: await it, or ``map()`` over it."""
 
     __slots__ = ()
     _result_type = list[int]
     _element_type = _capnweb_typed.TypedPromise
+
+
+class RequestInfoPromise(_capnweb_typed.TypedPromise[_examples_interop_contract.RequestInfo]):
+    """A pending ``RequestInfo``: await it, or read its fields pipelined.
+
+    ``echoRequest``'s answer: headers sorted, body as text.
+    """
+
+    __slots__ = ()
+    _result_type = _examples_interop_contract.RequestInfo
+
+    @property
+    def method(self) -> _capnweb_typed.TypedPromise[str]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "method")
+
+    @property
+    def url(self) -> _capnweb_typed.TypedPromise[str]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "url")
+
+    @property
+    def headers(self) -> StrListListPromise:
+        return self._rpc_get(StrListListPromise, "headers")
+
+    @property
+    def body(self) -> _capnweb_typed.TypedPromise[str | None]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "body")
+
+
+class RequestPromise(_capnweb_typed.TypedPromise[_capnweb.Request]):
+    """A pending ``Request``: await it, or read its fields pipelined.
+
+    A Fetch API ``Request`` by value: URL, method, headers, an optional body.
+
+    ``extra`` keeps any other ``RequestInit`` fields a peer sent (e.g. ``redirect``).
+    """
+
+    __slots__ = ()
+    _result_type = _capnweb.Request
+
+    @property
+    def url(self) -> _capnweb_typed.TypedPromise[str]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "url")
+
+    @property
+    def method(self) -> _capnweb_typed.TypedPromise[str]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "method")
+
+    @property
+    def headers(self) -> _capnweb_typed.TypedPromise[_capnweb.Headers]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "headers")
+
+    @property
+    def body(
+        self,
+    ) -> _capnweb_typed.TypedPromise[
+        str | _builtins.bytes | _collections_abc.AsyncIterable[_builtins.bytes] | None
+    ]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "body")
+
+    @property
+    def extra(self) -> _capnweb_typed.TypedPromise[dict[str, _typing.Any]]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "extra")
+
+
+class ResponseInfoPromise(_capnweb_typed.TypedPromise[_examples_interop_contract.ResponseInfo]):
+    """A pending ``ResponseInfo``: await it, or read its fields pipelined.
+
+    ``describeResponse``'s answer: headers sorted, body as text.
+    """
+
+    __slots__ = ()
+    _result_type = _examples_interop_contract.ResponseInfo
+
+    @property
+    def status(self) -> _capnweb_typed.TypedPromise[int]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "status")
+
+    @property
+    def statusText(self) -> _capnweb_typed.TypedPromise[str]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "statusText")
+
+    @property
+    def headers(self) -> StrListListPromise:
+        return self._rpc_get(StrListListPromise, "headers")
+
+    @property
+    def body(self) -> _capnweb_typed.TypedPromise[str | None]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "body")
+
+
+class ResponsePromise(_capnweb_typed.TypedPromise[_capnweb.Response]):
+    """A pending ``Response``: await it, or read its fields pipelined.
+
+    A Fetch API ``Response`` by value: body, status, status text and headers.
+    """
+
+    __slots__ = ()
+    _result_type = _capnweb.Response
+
+    @property
+    def body(
+        self,
+    ) -> _capnweb_typed.TypedPromise[
+        str | _builtins.bytes | _collections_abc.AsyncIterable[_builtins.bytes] | None
+    ]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "body")
+
+    @property
+    def status(self) -> _capnweb_typed.TypedPromise[int]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "status")
+
+    @property
+    def status_text(self) -> _capnweb_typed.TypedPromise[str]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "status_text")
+
+    @property
+    def headers(self) -> _capnweb_typed.TypedPromise[_capnweb.Headers]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "headers")
+
+    @property
+    def extra(self) -> _capnweb_typed.TypedPromise[dict[str, _typing.Any]]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "extra")
 
 
 class SessionStatsPromise(_capnweb_typed.TypedPromise[_examples_interop_contract.SessionStats]):
@@ -287,6 +596,44 @@ class SessionStatsPromise(_capnweb_typed.TypedPromise[_examples_interop_contract
     @property
     def exports(self) -> _capnweb_typed.TypedPromise[int]:
         return self._rpc_get(_capnweb_typed.TypedPromise, "exports")
+
+
+class StrListPromise(_capnweb_typed.TypedListPromise[list[str], _capnweb_typed.TypedPromise[str]]):
+    """A pending ``list[str]``: await it, or ``map()`` over it."""
+
+    __slots__ = ()
+    _result_type = list[str]
+    _element_type = _capnweb_typed.TypedPromise
+
+
+class StrListListPromise(_capnweb_typed.TypedListPromise[list[list[str]], StrListPromise]):
+    """A pending ``list[list[str]]``: await it, or ``map()`` over it."""
+
+    __slots__ = ()
+    _result_type = list[list[str]]
+    _element_type = StrListPromise
+
+
+class StreamStatusPromise(_capnweb_typed.TypedPromise[_examples_interop_contract.StreamStatus]):
+    """A pending ``StreamStatus``: await it, or read its fields pipelined.
+
+    What ``streamStatus`` tells of the latest stream a session made.
+    """
+
+    __slots__ = ()
+    _result_type = _examples_interop_contract.StreamStatus
+
+    @property
+    def produced(self) -> _capnweb_typed.TypedPromise[int]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "produced")
+
+    @property
+    def state(self) -> _capnweb_typed.TypedPromise[str]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "state")
+
+    @property
+    def reason(self) -> _capnweb_typed.TypedPromise[str | None]:
+        return self._rpc_get(_capnweb_typed.TypedPromise, "reason")
 
 
 class TestTargetPromise(_capnweb_typed.TypedPromise[TestTargetStub], TestTargetStub):

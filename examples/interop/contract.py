@@ -11,10 +11,10 @@ runs synchronously are declared with ``def``, the others with ``async def``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypedDict
 
-from capnweb import RpcStub, UndefinedType
+from capnweb import Blob, ReadableStream, Request, Response, RpcStub, UndefinedType, WritableStream
 from capnweb.interface import camel_case, rpc_interface, rpc_method, rpc_property
 
 
@@ -23,6 +23,47 @@ class CounterBatch(TypedDict):
 
     counters: list[Counter]
     count: int
+
+
+class StreamStatus(TypedDict):
+    """What ``streamStatus`` tells of the latest stream a session made."""
+
+    produced: int
+    state: str
+    reason: str | None
+
+
+class Digest(TypedDict):
+    """``digestStream``'s summary of a byte stream."""
+
+    bytes: int
+    sum: int
+    adler32: int
+
+
+class BlobInfo(TypedDict):
+    """``blobInfo``'s answer."""
+
+    size: int
+    type: str
+
+
+class RequestInfo(TypedDict):
+    """``echoRequest``'s answer: headers sorted, body as text."""
+
+    method: str
+    url: str
+    headers: list[list[str]]
+    body: str | None
+
+
+class ResponseInfo(TypedDict):
+    """``describeResponse``'s answer: headers sorted, body as text."""
+
+    status: int
+    statusText: str
+    headers: list[list[str]]
+    body: str | None
 
 
 class SessionStats(TypedDict):
@@ -127,6 +168,70 @@ class TestTarget(Protocol):
     @rpc_method
     def get_live_counters(self, session_id: str | None = None) -> int:
         """How many Counters of session ``session_id`` (default: this one) are alive."""
+
+    # -- streams, blobs, Request/Response (section 6)
+
+    @rpc_method
+    def stream_numbers(self, n: int) -> AsyncIterator[float]:
+        """A stream of the numbers ``0..n-1``, generated on demand."""
+
+    @rpc_method
+    def stream_bytes(self, total: int, chunk: int) -> AsyncIterator[bytes]:
+        """``total`` bytes in chunks of ``chunk``; byte ``i`` is ``i % 251``."""
+
+    @rpc_method
+    def stream_status(self, session_id: str | None = None) -> StreamStatus:
+        """The latest stream of session ``session_id`` (default: this one)."""
+
+    @rpc_method
+    def failing_stream(self, n: int, message: str) -> AsyncIterator[float]:
+        """``0..n-1``, then the stream fails with ``Error(message)``."""
+
+    @rpc_method
+    async def sum_stream(self, readable: ReadableStream[float]) -> float:
+        """The sum of a stream of numbers."""
+
+    @rpc_method
+    async def digest_stream(self, readable: ReadableStream[bytes], delay_ms: float = 0) -> Digest:
+        """Length, byte sum and Adler-32 of a byte stream, read after ``delay_ms``."""
+
+    @rpc_method
+    def echo_stream(self, readable: ReadableStream[Any]) -> AsyncIterator[Any]:
+        """The same chunks, read as the caller reads."""
+
+    @rpc_method
+    async def write_numbers(self, writable: WritableStream[float], n: int) -> int:
+        """Writes ``0..n-1`` into ``writable``, closes it, returns ``n``."""
+
+    @rpc_method
+    async def abort_writable(self, writable: WritableStream[Any], reason: str) -> None:
+        """Aborts ``writable`` with ``Error(reason)``."""
+
+    @rpc_method
+    def echo_blob(self, blob: Blob) -> Blob:
+        """The same Blob."""
+
+    @rpc_method
+    def blob_info(self, blob: Blob) -> BlobInfo:
+        """Its size and type."""
+
+    @rpc_method
+    async def echo_request(self, request: Request) -> RequestInfo:
+        """What the request holds."""
+
+    @rpc_method
+    def make_request(
+        self, method: str, url: str, headers: list[list[str]], body: str | None
+    ) -> Request:
+        """A Request made of these parts."""
+
+    @rpc_method
+    async def describe_response(self, response: Response) -> ResponseInfo:
+        """What the response holds."""
+
+    @rpc_method
+    def make_response(self, status: int, body: str | None, headers: list[list[str]]) -> Response:
+        """A Response made of these parts."""
 
     # -- test-only extras (not in the contract), mirrored by the TypeScript test server
 

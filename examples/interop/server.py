@@ -13,7 +13,8 @@ import asyncio
 import os
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,62 @@ import capnweb
 from capnweb import RpcStub, RpcTarget, UndefinedType, current_session, undefined
 from capnweb.errors import make_error
 from examples.interop import contract
-from examples.interop.contract import CounterBatch, SessionStats
+from examples.interop.contract import (
+    BlobInfo,
+    CounterBatch,
+    Digest,
+    RequestInfo,
+    ResponseInfo,
+    SessionStats,
+    StreamStatus,
+)
 
 MAX_DELAY_MS = 10_000
 
 # session id -> number of live Counters made in that session (kept for the process lifetime)
 LIVE: dict[str, int] = {}
+
+# session id -> the status of the latest stream it made (kept for the process lifetime)
+STREAMS: dict[str, StreamStatus] = {}
+
+_PATTERN = bytes(range(251))
+
+
+async def _produce(status: StreamStatus, chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Pass ``chunks`` on, counting them into ``status``; a consumer that stops reading
+    closes this generator, which marks the stream cancelled."""
+    try:
+        async for chunk in chunks:
+            status["produced"] += 1
+            yield chunk
+        status["state"] = "closed"
+    finally:
+        if status["state"] == "open":
+            status["state"] = "cancelled"
+            status["reason"] = "the consumer cancelled the stream"
+
+
+async def _numbers(n: int) -> AsyncIterator[float]:
+    for i in range(n):
+        yield i
+
+
+async def _bytes(total: int, size: int) -> AsyncIterator[bytes]:
+    base = _PATTERN * (size // len(_PATTERN) + 2)
+    offset = 0
+    while offset < total:
+        n = min(size, total - offset)
+        start = offset % len(_PATTERN)
+        yield base[start : start + n]
+        offset += n
+
+
+def _sorted_pairs(headers: capnweb.Headers) -> list[list[str]]:
+    return [list(pair) for pair in sorted(headers.items())]
+
+
+def _headers(pairs: list[list[str]]) -> capnweb.Headers:
+    return capnweb.Headers((name, value) for name, value in pairs)
 
 
 class CounterImpl(RpcTarget, contract.Counter):
@@ -142,6 +193,96 @@ class TestTargetImpl(RpcTarget, contract.TestTarget):
         if key not in LIVE:
             raise ValueError(f"unknown session id: {key}")
         return LIVE[key]
+
+    # -- streams, blobs, Request/Response (section 6)
+
+    def _stream(self, chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        status: StreamStatus = {"produced": 0, "state": "open", "reason": None}
+        STREAMS[self._id] = status
+        return _produce(status, chunks)
+
+    def stream_numbers(self, n: int) -> AsyncIterator[float]:
+        return self._stream(_numbers(n))
+
+    def stream_bytes(self, total: int, chunk: int) -> AsyncIterator[bytes]:
+        if not 1 <= chunk <= 1_048_576:
+            raise ValueError(f"chunk must be between 1 and 1048576, not {chunk}")
+        return self._stream(_bytes(total, chunk))
+
+    def stream_status(self, session_id: str | None = None) -> StreamStatus:
+        key = self._id if session_id is None else session_id
+        if key not in LIVE:
+            raise ValueError(f"unknown session id: {key}")
+        return dict(STREAMS.get(key, {"produced": 0, "state": "none", "reason": None}))  # type: ignore[return-value]
+
+    def failing_stream(self, n: int, message: str) -> AsyncIterator[float]:
+        async def numbers_then_fail() -> AsyncIterator[float]:
+            async for i in _numbers(n):
+                yield i
+            await asyncio.sleep(0.1)  # as the reference: a reader that keeps up gets all n
+            raise make_error("Error", message)
+
+        return numbers_then_fail()
+
+    async def sum_stream(self, readable: capnweb.ReadableStream[float]) -> float:
+        total: float = 0
+        async for x in readable:
+            total += x
+        return total
+
+    async def digest_stream(
+        self, readable: capnweb.ReadableStream[bytes], delay_ms: float = 0
+    ) -> Digest:
+        await asyncio.sleep(max(0.0, min(float(delay_ms), MAX_DELAY_MS)) / 1000)
+        size = total = 0
+        adler = zlib.adler32(b"")
+        async for chunk in readable:
+            size += len(chunk)
+            total += sum(chunk)
+            adler = zlib.adler32(chunk, adler)
+        return {"bytes": size, "sum": total % 2**32, "adler32": adler}
+
+    def echo_stream(self, readable: capnweb.ReadableStream[Any]) -> AsyncIterator[Any]:
+        return readable  # sent on as it is read; cancelling it cancels the input
+
+    async def write_numbers(self, writable: capnweb.WritableStream[float], n: int) -> int:
+        for i in range(n):
+            await writable.write(i)
+        await writable.close()
+        return n
+
+    async def abort_writable(self, writable: capnweb.WritableStream[Any], reason: str) -> None:
+        await writable.abort(make_error("Error", reason))
+
+    def echo_blob(self, blob: capnweb.Blob) -> capnweb.Blob:
+        return blob
+
+    def blob_info(self, blob: capnweb.Blob) -> BlobInfo:
+        return {"size": blob.size, "type": blob.type}
+
+    async def echo_request(self, request: capnweb.Request) -> RequestInfo:
+        body = None if request.body is None else await request.text()
+        headers = _sorted_pairs(request.headers)
+        return {"method": request.method, "url": request.url, "headers": headers, "body": body}
+
+    def make_request(
+        self, method: str, url: str, headers: list[list[str]], body: str | None
+    ) -> capnweb.Request:
+        return capnweb.Request(url, method=method, headers=_headers(headers), body=body)
+
+    async def describe_response(self, response: capnweb.Response) -> ResponseInfo:
+        body = None if response.body is None else await response.text()
+        return {
+            "status": response.status,
+            "statusText": response.status_text,
+            "headers": _sorted_pairs(response.headers),
+            "body": body,
+        }
+
+    def make_response(
+        self, status: int, body: str | None, headers: list[list[str]]
+    ) -> capnweb.Response:
+        return capnweb.Response(body, status=status, headers=_headers(headers))
 
     # -- test-only extras (not in the contract), mirrored by the TypeScript test server
 

@@ -11,6 +11,22 @@
 
 import type { RpcTarget } from "capnweb";
 
+/**
+ * A JavaScript `Blob`: immutable bytes and a MIME type (`""` when unknown).
+ *
+ * It travels through a pipe, as the reference sends it; the receiver gets it whole.
+ */
+export interface Blob {
+  data: Uint8Array;
+  type: string;
+}
+
+/** `blobInfo`'s answer. */
+export interface BlobInfo {
+  size: number;
+  type: string;
+}
+
 /** Keeps a client function and calls it on `invoke`; releases it when released. */
 export interface CallbackHolder extends RpcTarget {
   /** `await func(x)`. */
@@ -31,10 +47,62 @@ export interface CounterBatch {
   count: number;
 }
 
+/** `digestStream`'s summary of a byte stream. */
+export interface Digest {
+  bytes: number;
+  sum: number;
+  adler32: number;
+}
+
+/**
+ * A Fetch API `Request` by value: URL, method, headers, an optional body.
+ *
+ * `extra` keeps any other `RequestInit` fields a peer sent (e.g. `redirect`).
+ */
+export interface Request {
+  url: string;
+  method: string;
+  headers: Headers;
+  body: string | Uint8Array | unknown | null;
+  extra: Record<string, unknown>;
+}
+
+/** `echoRequest`'s answer: headers sorted, body as text. */
+export interface RequestInfo {
+  method: string;
+  url: string;
+  headers: Array<string[]>;
+  body: string | null;
+}
+
+/** A Fetch API `Response` by value: body, status, status text and headers. */
+export interface Response {
+  body: string | Uint8Array | unknown | null;
+  status: number;
+  status_text: string;
+  headers: Headers;
+  extra: Record<string, unknown>;
+}
+
+/** `describeResponse`'s answer: headers sorted, body as text. */
+export interface ResponseInfo {
+  status: number;
+  statusText: string;
+  headers: Array<string[]>;
+  body: string | null;
+}
+
 /** The sizes of a session's import and export tables. */
 export interface SessionStats {
   imports: number;
   exports: number;
+}
+
+/** What `streamStatus` tells of the latest stream a session made. */
+export interface StreamStatus {
+  produced: number;
+  state: string;
+  reason: string | null;
 }
 
 /** The contract's main capability. */
@@ -76,6 +144,36 @@ export interface TestTarget extends RpcTarget {
   getSessionId(): string;
   /** How many Counters of session `session_id` (default: this one) are alive. */
   getLiveCounters(session_id?: string | null): number;
+  /** A stream of the numbers `0..n-1`, generated on demand. */
+  streamNumbers(n: number): unknown;
+  /** `total` bytes in chunks of `chunk`; byte `i` is `i % 251`. */
+  streamBytes(total: number, chunk: number): unknown;
+  /** The latest stream of session `session_id` (default: this one). */
+  streamStatus(session_id?: string | null): StreamStatus;
+  /** `0..n-1`, then the stream fails with `Error(message)`. */
+  failingStream(n: number, message: string): unknown;
+  /** The sum of a stream of numbers. */
+  sumStream(readable: unknown): number;
+  /** Length, byte sum and Adler-32 of a byte stream, read after `delay_ms`. */
+  digestStream(readable: unknown, delay_ms?: number): Digest;
+  /** The same chunks, read as the caller reads. */
+  echoStream(readable: unknown): unknown;
+  /** Writes `0..n-1` into `writable`, closes it, returns `n`. */
+  writeNumbers(writable: unknown, n: number): number;
+  /** Aborts `writable` with `Error(reason)`. */
+  abortWritable(writable: unknown, reason: string): null;
+  /** The same Blob. */
+  echoBlob(blob: Blob): Blob;
+  /** Its size and type. */
+  blobInfo(blob: Blob): BlobInfo;
+  /** What the request holds. */
+  echoRequest(request: Request): RequestInfo;
+  /** A Request made of these parts. */
+  makeRequest(method: string, url: string, headers: Array<string[]>, body: string | null): Request;
+  /** What the response holds. */
+  describeResponse(response: Response): ResponseInfo;
+  /** A Response made of these parts. */
+  makeResponse(status: number, body: string | null, headers: Array<string[]>): Response;
   /** This session's import/export table sizes. */
   getStats(): SessionStats;
   /** `[await func(x), await func(x + 1)]`. */
