@@ -11,8 +11,9 @@
 // `{"name": ..., "ok": true|false, "detail": ...}`, in the order the scenarios finish; the exit
 // status is 0 only if every selected scenario passed (2 for usage errors). `--list` prints the
 // scenario names (of one transport with --transport, else all) one per line, without connecting.
-// `--jobs N` runs N scenarios at a time (default 1). `--trace` logs every frame of the client's
-// WebSocket sessions and every batch request/response to stderr.
+// `--jobs N` runs N scenarios at a time (default 1); exclusive scenarios (throughput measurements)
+// then run one at a time, alone. `--trace` logs every frame of the client's WebSocket sessions and
+// every batch request/response to stderr.
 
 import { parseArgs } from "node:util";
 import { WebSocketTransport } from "capnweb";
@@ -22,10 +23,13 @@ import { scenarios as lifecycle } from "./scenarios/lifecycle.mjs";
 import { scenarios as map } from "./scenarios/map.mjs";
 import { scenarios as methods } from "./scenarios/methods.mjs";
 import { scenarios as pipeline } from "./scenarios/pipeline.mjs";
+import { scenarios as streams } from "./scenarios/streams.mjs";
 import { scenarios as values } from "./scenarios/values.mjs";
 import { scenarios as wire } from "./scenarios/wire.mjs";
 
-const ALL = [...values, ...methods, ...pipeline, ...callbacks, ...map, ...lifecycle, ...wire];
+const ALL = [
+  ...values, ...methods, ...pipeline, ...callbacks, ...map, ...lifecycle, ...wire, ...streams,
+];
 
 function checkNames() {
   const seen = new Set();
@@ -140,16 +144,20 @@ async function main() {
 
   const options = { httpUrl: httpUrl.href, wsUrl: wsUrl.href, transport };
   const jobs = Math.max(1, Number.parseInt(args.jobs, 10) || 1);
-  const queue = [...selected];
   let failures = 0;
-  const worker = async () => {
-    for (let next = queue.shift(); next; next = queue.shift()) {
-      const result = await runOne(next, options);
-      if (!result.ok) failures++;
-      process.stdout.write(`${JSON.stringify(result)}\n`);
-    }
+  const runAll = async (scenarios, workers) => {
+    const queue = [...scenarios];
+    const worker = async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        const result = await runOne(next, options);
+        if (!result.ok) failures++;
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+      }
+    };
+    await Promise.all(Array.from({ length: workers }, worker));
   };
-  await Promise.all(Array.from({ length: jobs }, worker));
+  await runAll(selected.filter(s => !s.exclusive), jobs);
+  await runAll(selected.filter(s => s.exclusive), 1);
   return failures === 0 ? 0 : 1;
 }
 

@@ -3,10 +3,34 @@
 // Usage: node --import ./setup.mjs server.mjs --port N     (or PORT=N in the environment;
 //        port 0 picks a free one). Prints `listening <port>` once ready; exits on SIGTERM/SIGINT.
 //
-// Serves INTEROP-CONTRACT.md (sections 2 and 5) on 127.0.0.1:PORT:
+// Serves INTEROP-CONTRACT.md (sections 2, 5 and 6) on 127.0.0.1:PORT:
 //   GET  /rpc with `Upgrade: websocket`  one WebSocket session per connection
 //   POST /rpc                            one HTTP batch session per request
 //   any other method on /rpc             405;  any other path: 404
+//
+// Contract v2 methods (section 6.3), on capnweb's own stream, Blob and Request/Response support:
+//   streamNumbers(n), streamBytes(total, chunk)
+//                              pull-based ReadableStreams (highWaterMark 0): a chunk is generated
+//                              only when capnweb's pipe reads one, i.e. when its flow-control
+//                              window has room; byte i of streamBytes is i % 251
+//   streamStatus(sessionId?)   {produced, state, reason} of the session's latest streamNumbers/
+//                              streamBytes stream, kept after the session ends; "cancelled" with
+//                              the cancel reason's message (a rejected write, a disposal unread,
+//                              the end of the session)
+//   failingStream(n, message)  0..n-1, then Error(message) 100 ms after the last number
+//   sumStream(readable), digestStream(readable, delayMs = 0)
+//                              read a client stream to its end ({bytes, sum, adler32} for the
+//                              digest, after waiting delayMs without reading); its error rejects
+//   echoStream(readable)       a pull-based stream reading the input as it is read; cancelling it
+//                              cancels the input
+//   writeNumbers(writable, n), abortWritable(writable, reason)
+//                              write 0..n-1 and close / abort with Error(reason) a client
+//                              WritableStream
+//   echoBlob(blob), blobInfo(blob), echoRequest(request), makeRequest(method, url, headers,
+//   body), describeResponse(response), makeResponse(status, body, headers)
+//                              header pairs sorted by name then value; string bodies are sent as
+//                              UTF-8 bytes, so no content-type is added; `null`: no body
+// `echo` returns URL and Headers values as they are (capnweb encodes both).
 //
 // Test-only extras on TestTarget, beyond the contract (for Python client <-> TS server tests):
 //   getStats()                 this session's capnweb `{imports, exports}` table sizes; the
@@ -31,11 +55,84 @@ import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { WebSocketServer } from "ws";
 import { RpcPromise, RpcSession, RpcTarget, WebSocketTransport } from "capnweb";
+import { Digest, patternBytes } from "./lib/bytes.mjs";
 
 const MAX_DELAY_MS = 10_000;
+const MAX_STREAM_NUMBERS = 1e9;
+const MAX_STREAM_BYTES = 2 ** 31;
+const MAX_STREAM_CHUNK = 1 << 20;
+const FAILING_STREAM_DELAY_MS = 100;
 
-/** Live-counter bookkeeping for every session this process has served: sessionId -> {live}. */
+/**
+ * Bookkeeping for every session this process has served, kept after the session ends:
+ * sessionId -> {live, stream}. `live` counts live Counters; `stream` is the status record
+ * `{produced, state, reason}` of the session's most recent streamNumbers/streamBytes stream.
+ */
 const sessions = new Map();
+
+/** `value` as an integer in [min, max], or a RangeError naming `what`. */
+function integerArg(value, min, max, what) {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`${what} must be an integer in [${min}, ${max}], got ${value}`);
+  }
+  return value;
+}
+
+/** `ms` clamped to [0, MAX_DELAY_MS]. */
+function delayOf(ms) {
+  return Math.min(Math.max(Number(ms) || 0, 0), MAX_DELAY_MS);
+}
+
+/** A cancel reason as a string: an Error's message, else the reason itself in text. */
+function reasonText(reason) {
+  return reason instanceof Error ? reason.message : String(reason);
+}
+
+/** A Headers' pairs sorted by name, then by value. */
+function sortedPairs(headers) {
+  const compare = (x, y) => (x < y ? -1 : x > y ? 1 : 0);
+  return [...headers].sort(([an, av], [bn, bv]) => compare(an, bn) || compare(av, bv));
+}
+
+/** A string body as UTF-8 bytes (no implicit content-type), or no body for null. */
+function bodyOf(text) {
+  return text === null || text === undefined ? null : new TextEncoder().encode(text);
+}
+
+/**
+ * A pull-based stream of `count` chunks made by `chunkAt(i)` on demand (nothing is generated
+ * ahead of the consumer's reads), reporting into the status record `status`.
+ */
+function generatedStream(count, chunkAt, status) {
+  return new ReadableStream({
+    pull(controller) {
+      if (status.produced < count) controller.enqueue(chunkAt(status.produced++));
+      if (status.produced >= count) {
+        status.state = "closed";
+        controller.close();
+      }
+    },
+    cancel(reason) {
+      if (status.state !== "open") return;
+      status.state = "cancelled";
+      status.reason = reasonText(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** Reads `readable` to its end, handing each chunk to `onChunk`; rethrows its error. */
+async function readAll(readable, onChunk) {
+  const reader = readable.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      onChunk(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
 
 /** A Counter capability; reports its release (all stubs for its export gone) exactly once. */
 class Counter extends RpcTarget {
@@ -88,7 +185,7 @@ const ERROR_TYPES = { Error, TypeError, RangeError };
 /** The main capability; one instance per session. */
 class TestTarget extends RpcTarget {
   #id = randomUUID();
-  #state = { live: 0 };
+  #state = { live: 0, stream: null };
   #session = undefined;
 
   constructor() {
@@ -166,8 +263,7 @@ class TestTarget extends RpcTarget {
   }
 
   async delayedEcho(ms, x) {
-    const delay = Math.min(Math.max(Number(ms) || 0, 0), MAX_DELAY_MS);
-    await sleep(delay);
+    await sleep(delayOf(ms));
     return x;
   }
 
@@ -180,10 +276,136 @@ class TestTarget extends RpcTarget {
   }
 
   getLiveCounters(sessionId = undefined) {
+    return this.#sessionState(sessionId).live;
+  }
+
+  #sessionState(sessionId) {
     const id = sessionId ?? this.#id;
     const state = sessions.get(id);
     if (state === undefined) throw new Error(`unknown session id: ${id}`);
-    return state.live;
+    return state;
+  }
+
+  #newStreamStatus() {
+    const status = { produced: 0, state: "open", reason: null };
+    this.#state.stream = status;
+    return status;
+  }
+
+  // --- Streams, blobs, Request/Response (INTEROP-CONTRACT.md section 6.3) ---
+
+  streamNumbers(n) {
+    const count = integerArg(n, 0, MAX_STREAM_NUMBERS, "n");
+    return generatedStream(count, i => i, this.#newStreamStatus());
+  }
+
+  streamBytes(total, chunk) {
+    const size = integerArg(total, 0, MAX_STREAM_BYTES, "total");
+    const chunkSize = integerArg(chunk, 1, MAX_STREAM_CHUNK, "chunk");
+    const count = Math.ceil(size / chunkSize);
+    return generatedStream(count, i => {
+      const offset = i * chunkSize;
+      return new Uint8Array(patternBytes(offset, Math.min(chunkSize, size - offset)));
+    }, this.#newStreamStatus());
+  }
+
+  streamStatus(sessionId = undefined) {
+    const status = this.#sessionState(sessionId).stream;
+    return status === null ? { produced: 0, state: "none", reason: null } : { ...status };
+  }
+
+  failingStream(n, message) {
+    const count = integerArg(n, 0, MAX_STREAM_NUMBERS, "n");
+    let next = 0;
+    return new ReadableStream({
+      async pull(controller) {
+        if (next < count) {
+          controller.enqueue(next++);
+          return;
+        }
+        await sleep(FAILING_STREAM_DELAY_MS);
+        controller.error(new Error(message));
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  async sumStream(readable) {
+    let sum = 0;
+    await readAll(readable, chunk => { sum += chunk; });
+    return sum;
+  }
+
+  async digestStream(readable, delayMs = 0) {
+    await sleep(delayOf(delayMs));
+    const digest = new Digest();
+    await readAll(readable, chunk => digest.update(chunk));
+    return digest.result();
+  }
+
+  echoStream(readable) {
+    // Take the reader now: a stream parameter still unlocked when the call returns is cancelled.
+    const reader = readable.getReader();
+    return new ReadableStream({
+      async pull(controller) {
+        const { done, value } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      },
+      cancel(reason) {
+        return reader.cancel(reason);
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  async writeNumbers(writable, n) {
+    const count = integerArg(n, 0, MAX_STREAM_NUMBERS, "n");
+    const writer = writable.getWriter();
+    for (let i = 0; i < count; i++) {
+      await writer.ready;  // flow control: wait while the window is full
+      writer.write(i).catch(() => {});  // a failure also fails close() below
+    }
+    await writer.close();
+    return count;
+  }
+
+  async abortWritable(writable, reason) {
+    await writable.abort(new Error(reason));
+    return null;
+  }
+
+  echoBlob(blob) {
+    return blob;
+  }
+
+  blobInfo(blob) {
+    return { size: blob.size, type: blob.type };
+  }
+
+  async echoRequest(request) {
+    return {
+      method: request.method,
+      url: request.url,
+      headers: sortedPairs(request.headers),
+      body: request.body === null ? null : await request.text(),
+    };
+  }
+
+  makeRequest(method, url, headers, body) {
+    // Bytes rather than a string: a string body would add a default content-type header.
+    return new Request(url, { method, headers, body: bodyOf(body) });
+  }
+
+  async describeResponse(response) {
+    return {
+      status: response.status,
+      statusText: response.statusText,
+      headers: sortedPairs(response.headers),
+      body: response.body === null ? null : await response.text(),
+    };
+  }
+
+  makeResponse(status, body, headers) {
+    return new Response(bodyOf(body), { status, headers });
   }
 
   // --- Test-only extras (see the header comment) ---

@@ -2,8 +2,9 @@
 //
 // "Strict" means: bigint and number are different, `undefined`, `null` and a missing key are all
 // different, NaN equals NaN, -0 differs from 0, a Uint8Array is not an array, an Error must have
-// the same class, message and own enumerable properties, a Date compares by its time value, and
-// plain objects must have exactly the same own enumerable keys. (A Node Buffer counts as a
+// the same class, message and own enumerable properties, a Date compares by its time value, a URL
+// by its href, Headers by their [name, value] pairs in iteration order, and plain objects must have
+// exactly the same own enumerable keys. (A Node Buffer counts as a
 // Uint8Array: it is what capnweb decodes bytes to on Node.)
 
 /** Thrown by assertions; its message becomes the scenario's `detail`. */
@@ -26,6 +27,8 @@ export function show(value, depth = 0) {
   }
   if (value === null) return "null";
   if (value instanceof Date) return `Date(${value.getTime()})`;
+  if (value instanceof URL) return `URL(${JSON.stringify(value.href)})`;
+  if (value instanceof Headers) return `Headers(${JSON.stringify([...value])})`;
   if (value instanceof Uint8Array) {
     const head = Array.from(value.subarray(0, 16)).join(",");
     return `Uint8Array[${value.length}](${head}${value.length > 16 ? ",…" : ""})`;
@@ -48,6 +51,8 @@ function kindOf(value) {
   if (typeof value !== "object") return typeof value;
   if (Array.isArray(value)) return "array";
   if (value instanceof Date) return "Date";
+  if (value instanceof URL) return "URL";
+  if (value instanceof Headers) return "Headers";
   if (value instanceof Uint8Array) return "Uint8Array";
   if (value instanceof Error) return "Error";
   return Object.getPrototypeOf(value) === Object.prototype ? "object" : "other object";
@@ -75,6 +80,11 @@ export function difference(actual, expected, path = "$") {
     case "Date":
       return Object.is(actual.getTime(), expected.getTime())
           ? null : `${path}: expected ${show(expected)}, got ${show(actual)}`;
+    case "URL":
+      return actual.href === expected.href
+          ? null : `${path}: expected ${show(expected)}, got ${show(actual)}`;
+    case "Headers":
+      return difference([...actual], [...expected], `${path}.pairs`);
     case "Uint8Array": {
       // On Node, capnweb decodes ["bytes", ...] to a Buffer, a Uint8Array subclass: accept it.
       if (actual.length !== expected.length) {

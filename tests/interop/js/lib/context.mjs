@@ -11,10 +11,11 @@ export const BATCH = Object.freeze(["batch"]);
 
 /**
  * A scenario: `run(ctx)` throws (usually a CheckFailure) when the server misbehaves and may return
- * a short detail string. `timeout` bounds the whole scenario in milliseconds.
+ * a short detail string. `timeout` bounds the whole scenario in milliseconds. An `exclusive`
+ * scenario (one that measures throughput) runs alone, after the others.
  */
-export function scenario(name, transports, run, { timeout = 5000 } = {}) {
-  return { name, transports, run, timeout };
+export function scenario(name, transports, run, { timeout = 5000, exclusive = false } = {}) {
+  return { name, transports, run, timeout, exclusive };
 }
 
 export const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
