@@ -92,7 +92,7 @@ class _Pipe:
         if self.state == _CLOSED:
             return RpcError("Cannot write to a closed stream.")
         assert self.error is not None
-        return self.error
+        return _bare(self.error)
 
     def offer(self, chunk: Any, size: int, payload: Payload | None) -> asyncio.Future[Hook] | None:
         """Queue a chunk: None if it is acknowledged now, else a future for when it is read."""
@@ -108,7 +108,7 @@ class _Pipe:
             if payload is not None:
                 payload.dispose()
             self.fail(error)
-            raise error
+            raise _bare(error)
         self.buffered += size
         if self.account is not None:
             self.account.total += size
@@ -169,7 +169,7 @@ class _Pipe:
                 if self.state == _CANCELLED:
                     raise StopAsyncIteration
                 assert self.error is not None
-                raise self.error
+                raise _bare(self.error)
             if self.items:
                 break
             if self.state == _CLOSED:
@@ -196,6 +196,13 @@ class _Account:
 
     def __init__(self) -> None:
         self.total = 0
+
+
+def _bare(error: BaseException) -> BaseException:
+    """``error`` without the frames of its earlier raises: a stream's error is raised again
+    for every later write and read, and each raise would keep the frames (and the chunks in
+    them) of all the ones before."""
+    return error.with_traceback(None)
 
 
 def _acked() -> Hook:
@@ -422,7 +429,7 @@ def _pipe_call(pipe: _Pipe, method: str, args: Payload) -> Hook:
             pipe.fail(_error_of(reason, "The stream was aborted."))
         return _acked()
     except Exception as e:
-        return ErrorHook(e)
+        return ErrorHook(_bare(e))
 
 
 async def _run_sink(state: _SinkState) -> None:
@@ -503,7 +510,7 @@ class RemoteWriter(WritableStream[Any]):
 
     async def write(self, chunk: Any) -> None:
         if self._error is not None:
-            raise self._error
+            raise _bare(self._error)
         if self._released:
             raise RpcError("Cannot write to a closed stream.")
         flow = self._flow
@@ -531,7 +538,7 @@ class RemoteWriter(WritableStream[Any]):
     async def close(self) -> None:
         if self._error is not None:
             self._release()
-            raise self._error
+            raise _bare(self._error)
         if self._released:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -539,7 +546,7 @@ class RemoteWriter(WritableStream[Any]):
         try:
             await fut
         except Exception as e:
-            raise self._error or e from None
+            raise _bare(self._error or e) from None
         finally:
             self._release()
 
