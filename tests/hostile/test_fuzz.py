@@ -180,6 +180,14 @@ def young_heap() -> Iterator[None]:
 class FuzzApi(Api):
     """test_session's Api, plus what the state machine needs (lists, echo, held targets)."""
 
+    def makeCounter(self, n: int) -> Any:
+        # Only numbers: a counter made of a hostile frame's stub would keep that stub (and
+        # what it reaches) alive through ``self.counters``, this test's own list, not the
+        # session's doing.
+        if type(n) not in (int, float):
+            raise TypeError("makeCounter takes a number")
+        return super().makeCounter(n)
+
     def numbers(self, n: int) -> list[int]:
         return list(range(n))
 
