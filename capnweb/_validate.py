@@ -20,9 +20,26 @@ from typing import Any, Final, Literal, TypeVar, get_args, get_origin
 
 from typing_extensions import is_typeddict
 
-from ._codec import WireRef, WireTarget
-from ._values import URL, BigInt, Headers, TypedArray, UndefinedType, undefined
-from .interface import Member, is_capability_type, is_model_class, union_args
+from ._codec import WireRef, WireTarget, WireWritable
+from ._values import (
+    URL,
+    BigInt,
+    Blob,
+    Headers,
+    Request,
+    Response,
+    TypedArray,
+    UndefinedType,
+    undefined,
+)
+from .interface import (
+    Member,
+    is_capability_type,
+    is_model_class,
+    stream_chunk,
+    union_args,
+    writable_chunk,
+)
 
 __all__ = ["Converter", "args_checker", "converter"]
 
@@ -85,6 +102,9 @@ _SIMPLE: Final[dict[Any, Converter]] = {
     URL: _instance(URL),
     Headers: _instance(Headers),
     TypedArray: _instance(TypedArray),
+    Blob: _instance(Blob),
+    Request: _instance(Request),
+    Response: _instance(Response),
 }
 
 
@@ -112,6 +132,11 @@ def _build(tp: Any) -> Converter:
         return _union(tp, [converter(m) for m in members])
     if origin is Literal:
         return _literal(tp, get_args(tp))
+    chunk = stream_chunk(tp)
+    if chunk is not None:
+        return _readable(chunk, converter(chunk))
+    if writable_chunk(tp) is not None:
+        return _writable
     if is_capability_type(tp):
         return _capability(tp)
     if origin in (list, collections.abc.Sequence, collections.abc.Iterable, set, frozenset):
@@ -179,6 +204,30 @@ def _capability(tp: Any) -> Converter:
         raise _Mismatch(f"{where} must be a capability ({_name(tp)}), got {type(v).__name__}")
 
     return check
+
+
+def _readable(chunk: Any, item: Converter) -> Converter:
+    """A stream (any async iterable): its chunks are converted by ``item`` as they are read."""
+
+    def check(v: Any, where: str) -> Any:
+        if isinstance(v, type) or not hasattr(type(v), "__aiter__"):
+            raise _Mismatch(
+                f"{where} must be an async iterable of {_name(chunk)} (a stream), "
+                f"got {type(v).__name__}"
+            )
+        if item is _identity:
+            return v if hasattr(type(v), "__anext__") else aiter(v)
+        from ._checked import CheckedStream  # a ReadableStream: imported once streams are
+
+        return CheckedStream(aiter(v), item, where)
+
+    return check
+
+
+def _writable(v: Any, where: str) -> Any:
+    if isinstance(v, WireWritable):
+        return v
+    raise _Mismatch(f"{where} must be a WritableStream, got {type(v).__name__}")
 
 
 def _sequence(tp: Any, item: Converter) -> Converter:
