@@ -36,6 +36,7 @@ TARGETS = [
     "examples.microservices.api",
     "examples.actor_system.api",
     "examples.webtransport.api",
+    "examples.streaming.api",
 ]
 
 
