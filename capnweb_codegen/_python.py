@@ -280,8 +280,9 @@ class _Renderer:
             )
             return f"{self.ref_capnweb('RpcPromise')}[{awaited}]", self.ref_capnweb("RpcPromise")
         if not (is_data_class(tp) or element_type(tp) is not None or self._converts(tp)):
-            return f"{self.ref_typed('TypedPromise')}[{self.plain(tp)}]", self.ref_typed(
-                "TypedPromise"
+            # (awaited: a stream declared as an AsyncGenerator arrives as an AsyncIterator)
+            return f"{self.ref_typed('TypedPromise')}[{self.plain(tp, awaited=True)}]", (
+                self.ref_typed("TypedPromise")
             )
         key = _type_key(tp)
         known = self.promise_names.get(key)
@@ -320,8 +321,8 @@ class _Renderer:
         )
         if stream_chunk(tp) is not None:
             cls.doc = (
-                f"A pending ``{_short(tp)}``: await it, then ``async for`` over the stream "
-                "(chunks are converted as they are read)."
+                f"A pending stream ``{_short(tp)}``: await it, then ``async for`` over it.\n\n"
+                "Its chunks are converted as they are read."
             )
         if is_data_class(tp):
             own = data_doc(tp)
