@@ -6,6 +6,10 @@ what was expected. Arguments are checked before any application code runs.
 
 A pydantic model (or a ``pydantic.TypeAdapter``, which generated stubs use for model fields)
 is validated by pydantic itself; its errors become one ``TypeError`` naming each field.
+
+A stream (``AsyncIterator[T]``, ``AsyncIterable[T]``, ``AsyncGenerator[T, None]``,
+``ReadableStream[T]``) must be an async iterable; its chunks are converted as they are read
+(``capnweb._checked.CheckedStream``). A ``WritableStream[T]`` must be a writable stream.
 """
 
 from __future__ import annotations
