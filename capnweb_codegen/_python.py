@@ -190,9 +190,10 @@ class _Renderer:
                 return self.stub_names[tp][0]
             if is_callable(tp):
                 return self.ref_capnweb("RpcStub")
-            if get_origin(tp) is collections.abc.AsyncGenerator:
-                # a received stream is not a generator: it cannot be sent values
-                return f"{self.ref_abc('AsyncIterator')}[{self.plain(get_args(tp)[0], True)}]"
+            chunk = stream_chunk(tp)
+            if chunk is not None and (get_origin(tp) or tp) in _ITERATED:
+                # a received stream is an iterator (not a generator: it takes no values)
+                return f"{self.ref_abc('AsyncIterator')}[{self.plain(chunk, True)}]"
         members = union_args(tp)
         if members is not None:
             return _join(self.plain(m, awaited) for m in members)
@@ -486,6 +487,10 @@ def _foreign(tp: Any) -> bool:
         return not (issubclass(t, _WIRE_TYPES) or is_data_class(t) or is_stub_class(t))
 
     return contains(tp, foreign) and not contains(tp, is_capability)
+
+
+_ITERATED = (collections.abc.AsyncIterable, collections.abc.AsyncGenerator)
+"""Stream results declared so are awaited as ``AsyncIterator[T]`` (which a stream is)."""
 
 
 def _is_stream(tp: Any) -> bool:

@@ -314,7 +314,7 @@ def test_stream_blob_and_fetch_types_in_stubs_and_declarations(tmp_path: Path) -
         "    def points(self) -> PointStreamPromise:",
         f"class PointStreamPromise({typed}[{abc}.AsyncIterator[_streams_api.Point]]):",
         f"    _result_type = {abc}.AsyncIterator[_streams_api.Point]",
-        f"    def lines(self) -> {typed}[{abc}.AsyncIterable[str]]:",
+        f"    def lines(self) -> {typed}[{abc}.AsyncIterator[str]]:",
         f"    def numbers(self) -> {typed}[{abc}.AsyncIterator[int]]:",
         f"    def raw(self) -> {typed}[_capnweb.ReadableStream[bytes]]:",
         # parameters: any async iterable of the chunk type; a writable stream as declared
