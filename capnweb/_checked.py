@@ -14,8 +14,8 @@ The classes are made once per (generated class, label, annotation) and cached; s
 promises of the generated classes themselves are untouched, so code that does not ask for
 checking runs exactly as before.
 
-A stream (a parameter or a result declared ``AsyncIterator[T]``...) cannot be checked when it
-arrives: :class:`CheckedStream` checks and converts each chunk as it is read.
+A stream result (declared ``AsyncIterator[T]``...) cannot be checked when it arrives: it
+awaits to a ``CheckedStream`` that checks each chunk as it is read, raising ``RpcTypeError``.
 """
 
 from __future__ import annotations
@@ -25,20 +25,18 @@ import importlib
 import operator
 import types
 import typing
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import Callable, Generator
 from functools import reduce
 from typing import Any, ClassVar, TypeVar, cast, get_args, get_origin
 
 from typing_extensions import is_typeddict
 
 from ._hooks import RpcPromise, RpcStub
-from ._tasks import spawn
-from ._validate import Converter, converter
+from ._validate import CheckedStream, Converter, converter
 from .errors import RpcTypeError
 from .interface import Interface, Member, describe, union_args
-from .streams import ReadableStream
 
-__all__ = ["CheckedStream", "validated"]
+__all__ = ["validated"]
 
 S = TypeVar("S", bound=RpcStub)
 P = TypeVar("P", bound=RpcStub)
@@ -284,76 +282,3 @@ def _item(tp: Any) -> Any:
 
 
 _ARRAYS = (list, tuple, set, frozenset, collections.abc.Sequence, collections.abc.Iterable)
-
-
-class CheckedStream(ReadableStream[Any]):
-    """A stream whose chunks are converted (and checked) against the declared chunk type as
-    they are read: a chunk that does not fit raises ``TypeError`` naming it (``... argument
-    'lines' chunk 3 must be str, got int``, counted from 0) and cancels the source.
-
-    What a parameter or a result declared ``AsyncIterator[T]`` (``AsyncIterable[T]``,
-    ``ReadableStream[T]``...) receives when ``T`` is checked; it is read once, like any stream.
-    """
-
-    __slots__ = ("_check", "_error", "_index", "_source", "_where")
-
-    def __init__(
-        self,
-        source: AsyncIterator[Any],
-        check: Converter,
-        where: str,
-        error: type[TypeError] = TypeError,
-    ) -> None:
-        self._taken = False
-        self._source = source
-        self._check = check
-        self._where = where
-        self._index = 0
-        self._error = error
-
-    def __aiter__(self) -> CheckedStream:
-        return self
-
-    async def __anext__(self) -> Any:
-        self._taken = True
-        chunk = await anext(self._source)
-        index = self._index
-        self._index = index + 1
-        try:
-            return self._check(chunk, f"{self._where} chunk {index}")
-        except TypeError as e:
-            error = self._error(str(e))
-        del chunk
-        self.cancel(error)
-        raise error
-
-    def cancel(self, reason: BaseException | str | None = None) -> None:
-        """Stop reading: the source is cancelled (a local async generator is closed)."""
-        self._taken = True
-        source = self._source
-        if isinstance(source, ReadableStream):
-            source.cancel(reason)
-            return
-        close = getattr(source, "aclose", None)
-        if close is not None:
-            spawn(close())
-
-    async def aclose(self) -> None:
-        """Cancel the stream (a local async generator source is closed before this returns)."""
-        self._taken = True
-        source = self._source
-        if isinstance(source, ReadableStream):
-            source.cancel()
-            return
-        close = getattr(source, "aclose", None)
-        if close is not None:
-            await close()
-
-    @property
-    def locked(self) -> bool:
-        """Whether a reader has started on this stream (it can be read only once)."""
-        source = self._source
-        return self._taken or (isinstance(source, ReadableStream) and source.locked)
-
-    def __repr__(self) -> str:
-        return f"<ReadableStream of {self._where}, checked>"

@@ -362,8 +362,8 @@ async def test_stream_arguments_arrive_with_their_chunks_converted(feeds: Module
         assert await api.join(words("typed", "streams"), "-") == "typed-streams"
         assert await api.add_up(words(1, 2, 3)) == 6
         impl.seen.clear()
-        assert await api.collect(words(7, 8)) == [7, 8]
-        assert isinstance(impl.seen[0], ReadableStream)  # what ReadableStream[int] declares
+        assert await api.collect(words(7, 8)) == [7, 8]  # ReadableStream's collect()
+        assert impl.seen[0].locked  # and its other members, on a stream of checked chunks
         api.dispose()
         await pair.assert_clean(collect=True)
 
@@ -412,7 +412,7 @@ async def test_stream_results_await_to_async_iterators_of_converted_chunks(
     async with SessionPair(impl) as pair:
         api = feeds.FeedsStub(pair.main)
         stream = await api.points(3)
-        assert isinstance(stream, ReadableStream)
+        assert isinstance(stream, AsyncIterator) and not stream.locked
         assert [p async for p in stream] == [Point(0, 1), Point(1, 2), Point(2, 3)]
         storage = StorageStub(RpcStub(StorageImpl(Store())))  # plain chunks: no conversion
         await storage.upload("f", words(b"ab", b"c"))
