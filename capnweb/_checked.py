@@ -13,6 +13,9 @@ calls are checked), and capabilities in an awaited result arrive as validated st
 The classes are made once per (generated class, label, annotation) and cached; stubs and
 promises of the generated classes themselves are untouched, so code that does not ask for
 checking runs exactly as before.
+
+A stream result (declared ``AsyncIterator[T]``...) cannot be checked when it arrives: it
+awaits to a ``CheckedStream`` that checks each chunk as it is read, raising ``RpcTypeError``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any, ClassVar, TypeVar, cast, get_args, get_origin
 from typing_extensions import is_typeddict
 
 from ._hooks import RpcPromise, RpcStub
-from ._validate import Converter, converter
+from ._validate import CheckedStream, Converter, converter
 from .errors import RpcTypeError
 from .interface import Interface, Member, describe, union_args
 
@@ -75,7 +78,10 @@ class _CheckedPromise(_Checked, RpcPromise[Any]):
         check, where = type(self)._check, self._where
         del self  # the error's traceback keeps this frame: it must not keep the promise
         try:
-            return check(value, where)
+            result = check(value, where)
+            if isinstance(result, CheckedStream):
+                result._error = RpcTypeError  # a bad chunk is the peer's fault, as a bad result
+            return result
         except TypeError as e:
             message = str(e)
         del value  # nor the result's capabilities

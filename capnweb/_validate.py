@@ -6,6 +6,10 @@ what was expected. Arguments are checked before any application code runs.
 
 A pydantic model (or a ``pydantic.TypeAdapter``, which generated stubs use for model fields)
 is validated by pydantic itself; its errors become one ``TypeError`` naming each field.
+
+A stream (``AsyncIterator[T]``, ``AsyncIterable[T]``, ``AsyncGenerator[T, None]``,
+``ReadableStream[T]``) must be an async iterable; its chunks are converted as they are read
+(:class:`CheckedStream`). A ``WritableStream[T]`` must be a writable stream.
 """
 
 from __future__ import annotations
@@ -14,17 +18,35 @@ import collections.abc
 import dataclasses
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any, Final, Literal, TypeVar, get_args, get_origin
 
 from typing_extensions import is_typeddict
 
-from ._codec import WireRef, WireTarget
-from ._values import URL, BigInt, Headers, TypedArray, UndefinedType, undefined
-from .interface import Member, is_capability_type, is_model_class, union_args
+from ._codec import WireReadable, WireRef, WireTarget, WireWritable
+from ._tasks import spawn
+from ._values import (
+    URL,
+    BigInt,
+    Blob,
+    Headers,
+    Request,
+    Response,
+    TypedArray,
+    UndefinedType,
+    undefined,
+)
+from .interface import (
+    Member,
+    is_capability_type,
+    is_model_class,
+    stream_chunk,
+    union_args,
+    writable_chunk,
+)
 
-__all__ = ["Converter", "args_checker", "converter"]
+__all__ = ["CheckedStream", "Converter", "args_checker", "converter"]
 
 Converter = Callable[[Any, str], Any]
 
@@ -85,6 +107,9 @@ _SIMPLE: Final[dict[Any, Converter]] = {
     URL: _instance(URL),
     Headers: _instance(Headers),
     TypedArray: _instance(TypedArray),
+    Blob: _instance(Blob),
+    Request: _instance(Request),
+    Response: _instance(Response),
 }
 
 
@@ -112,6 +137,11 @@ def _build(tp: Any) -> Converter:
         return _union(tp, [converter(m) for m in members])
     if origin is Literal:
         return _literal(tp, get_args(tp))
+    chunk = stream_chunk(tp)
+    if chunk is not None:
+        return _readable(chunk, converter(chunk))
+    if writable_chunk(tp) is not None:
+        return _writable
     if is_capability_type(tp):
         return _capability(tp)
     if origin in (list, collections.abc.Sequence, collections.abc.Iterable, set, frozenset):
@@ -179,6 +209,107 @@ def _capability(tp: Any) -> Converter:
         raise _Mismatch(f"{where} must be a capability ({_name(tp)}), got {type(v).__name__}")
 
     return check
+
+
+def _readable(chunk: Any, item: Converter) -> Converter:
+    """A stream (any async iterable): its chunks are converted by ``item`` as they are read."""
+
+    def check(v: Any, where: str) -> Any:
+        if isinstance(v, type) or not hasattr(type(v), "__aiter__"):
+            raise _Mismatch(
+                f"{where} must be an async iterable of {_name(chunk)} (a stream), "
+                f"got {type(v).__name__}"
+            )
+        if item is _identity:
+            return v if hasattr(type(v), "__anext__") else aiter(v)
+        return CheckedStream(aiter(v), item, where)
+
+    return check
+
+
+class CheckedStream(WireReadable):
+    """A stream whose chunks are converted (and checked) against the declared chunk type as
+    they are read: a chunk that does not fit raises ``TypeError`` naming it (``... argument
+    'lines' chunk 3 must be str, got int``, counted from 0) and cancels the source.
+
+    What a parameter or a result declared ``AsyncIterator[T]`` (``AsyncIterable[T]``,
+    ``ReadableStream[T]``...) holds when ``T``'s values are checked. It has the methods of a
+    received ``ReadableStream`` (``cancel``, ``aclose``, ``collect``, ``locked``), is read once,
+    and is sent on like any stream.
+    """
+
+    __slots__ = ("__weakref__", "_check", "_error", "_index", "_source", "_taken", "_where")
+
+    def __init__(
+        self,
+        source: AsyncIterator[Any],
+        check: Converter,
+        where: str,
+        error: type[TypeError] = TypeError,
+    ) -> None:
+        self._source = source
+        self._check = check
+        self._where = where
+        self._index = 0
+        self._taken = False
+        self._error = error
+        """What a bad chunk raises (validated results: ``RpcTypeError``)."""
+
+    def __aiter__(self) -> CheckedStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        self._taken = True
+        chunk = await anext(self._source)
+        index = self._index
+        self._index = index + 1
+        try:
+            return self._check(chunk, f"{self._where} chunk {index}")
+        except TypeError as e:
+            error = self._error(str(e))
+        del chunk
+        self.cancel(error)
+        raise error
+
+    def cancel(self, reason: BaseException | str | None = None) -> None:
+        """Stop reading: the source is cancelled (a local async generator is closed)."""
+        self._taken = True
+        cancel = getattr(self._source, "cancel", None)
+        if callable(cancel):  # a ReadableStream: the producer is told
+            cancel(reason)
+            return
+        close = getattr(self._source, "aclose", None)
+        if close is not None:
+            spawn(close())
+
+    async def aclose(self) -> None:
+        """Cancel the stream (a local async generator is closed before this returns)."""
+        self._taken = True
+        source = self._source
+        if callable(getattr(source, "cancel", None)):
+            source.cancel()  # type: ignore[attr-defined]
+            return
+        close = getattr(source, "aclose", None)
+        if close is not None:
+            await close()
+
+    async def collect(self) -> list[Any]:
+        """Every chunk to the end, in a list (only for streams known to be short)."""
+        return [chunk async for chunk in self]
+
+    @property
+    def locked(self) -> bool:
+        """Whether a reader has started on this stream (it can be read only once)."""
+        return self._taken or bool(getattr(self._source, "locked", False))
+
+    def __repr__(self) -> str:
+        return f"<stream of {self._where}, chunks checked>"
+
+
+def _writable(v: Any, where: str) -> Any:
+    if isinstance(v, WireWritable):
+        return v
+    raise _Mismatch(f"{where} must be a WritableStream, got {type(v).__name__}")
 
 
 def _sequence(tp: Any, item: Converter) -> Converter:

@@ -34,7 +34,8 @@ from typing import Any, Final, Literal, TypeVar, Union, get_args, get_origin, ov
 
 from typing_extensions import is_typeddict
 
-from ._codec import WireRef
+from ._codec import WireReadable, WireRef, WireWritable
+from ._values import Blob, Request, Response
 
 __all__ = [
     "Interface",
@@ -47,6 +48,8 @@ __all__ = [
     "rpc_interface",
     "rpc_method",
     "rpc_property",
+    "stream_chunk",
+    "writable_chunk",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -304,11 +307,45 @@ def is_capability_type(tp: Any) -> bool:
     return False
 
 
+_OWN_VALUES: Final = (Blob, Request, Response)
+"""Dataclasses of this package that travel in wire forms of their own, not as wire objects."""
+
+
 def is_data_class(tp: Any) -> bool:
     """Whether ``tp`` is a dataclass, a TypedDict or a pydantic model (sent as a wire object)."""
-    return isinstance(tp, type) and (
-        dataclasses.is_dataclass(tp) or is_typeddict(tp) or is_model_class(tp)
+    return (
+        isinstance(tp, type)
+        and (dataclasses.is_dataclass(tp) or is_typeddict(tp) or is_model_class(tp))
+        and not issubclass(tp, _OWN_VALUES)
     )
+
+
+_READABLE: Final = (
+    collections.abc.AsyncIterator,
+    collections.abc.AsyncIterable,
+    collections.abc.AsyncGenerator,
+)
+
+
+def stream_chunk(tp: Any) -> Any | None:
+    """The chunk type when values of ``tp`` travel as a ``ReadableStream`` (``AsyncIterator[T]``,
+    ``AsyncIterable[T]``, ``AsyncGenerator[T, None]``, ``ReadableStream[T]``), else None."""
+    origin = get_origin(tp)
+    base = tp if origin is None else origin
+    if base in _READABLE or (isinstance(base, type) and issubclass(base, WireReadable)):
+        args = get_args(tp)
+        return args[0] if args else Any
+    return None
+
+
+def writable_chunk(tp: Any) -> Any | None:
+    """The chunk type when ``tp`` is ``WritableStream[T]`` (passed by reference), else None."""
+    origin = get_origin(tp)
+    base = tp if origin is None else origin
+    if isinstance(base, type) and issubclass(base, WireWritable):
+        args = get_args(tp)
+        return args[0] if args else Any
+    return None
 
 
 def is_model_class(tp: Any) -> bool:

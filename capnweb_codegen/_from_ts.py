@@ -9,7 +9,8 @@ the generator used for Python interfaces. Wire names stay exactly the TypeScript
 
 Type mapping (also in docs/typed-stubs.md): ``number`` is ``float`` (which also accepts
 ``int``), ``bigint`` ``capnweb.BigInt``, ``undefined`` ``capnweb.UndefinedType`` (a ``void``
-result is ``None``), optional members ``NotRequired``/defaults of ``capnweb.undefined``;
+result is ``None``), optional members ``NotRequired``/defaults of ``capnweb.undefined``,
+``ReadableStream<T>`` ``AsyncIterator[T]``, ``WritableStream<T>`` ``capnweb.WritableStream[T]``;
 whatever has no Python counterpart is ``Any``, with a comment saying why.
 """
 
@@ -58,6 +59,7 @@ _TS_SUFFIXES = (".d.mts", ".d.cts", ".d.ts", ".mts", ".cts", ".tsx", ".ts")
 _MODULE_NAMES = frozenset(
     [
         "Any",
+        "AsyncIterator",
         "Awaitable",
         "Callable",
         "Literal",
@@ -88,6 +90,7 @@ _BUILTIN_TYPES = {
     "Headers": "capnweb.Headers",
     "Request": "capnweb.Request",
     "Response": "capnweb.Response",
+    "Blob": "capnweb.Blob",
     "Error": "Exception",
 }
 
@@ -399,6 +402,11 @@ class _Renderer:
             return self.ref(_BUILTIN_TYPES[t["name"]])
         if k == "stub":
             return self.ref("capnweb.RpcStub")
+        if k == "readable":  # any async iterable is sent as one; a received one iterates
+            return f"{self.ref('AsyncIterator')}[{self.type(t['item'], in_alias=in_alias)}]"
+        if k == "writable":
+            item = self.type(t["item"], in_alias=in_alias)
+            return f"{self.ref('capnweb.WritableStream')}[{item}]"
         if k == "function":
             returns = self.type(t["returns"], result=True, in_alias=in_alias)
             awaitable = f"{self.ref('Awaitable')}[{returns}]"
@@ -578,7 +586,7 @@ def _import_lines(used: set[str]) -> list[list[str]]:
     stdlib: list[str] = []
     if "builtins" in used:
         stdlib.append("import builtins")
-    abc = sorted(used & {"Awaitable", "Callable"})
+    abc = sorted(used & {"AsyncIterator", "Awaitable", "Callable"})
     if abc:
         stdlib.append(f"from collections.abc import {', '.join(abc)}")
     if "datetime" in used:

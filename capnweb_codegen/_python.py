@@ -33,7 +33,9 @@ from capnweb.interface import (
     is_data_class,
     is_interface,
     is_model_class,
+    stream_chunk,
     union_args,
+    writable_chunk,
 )
 from capnweb.typed import TypedListPromise
 
@@ -188,6 +190,10 @@ class _Renderer:
                 return self.stub_names[tp][0]
             if is_callable(tp):
                 return self.ref_capnweb("RpcStub")
+            chunk = stream_chunk(tp)
+            if chunk is not None and (get_origin(tp) or tp) in _ITERATED:
+                # a received stream is an iterator (not a generator: it takes no values)
+                return f"{self.ref_abc('AsyncIterator')}[{self.plain(chunk, True)}]"
         members = union_args(tp)
         if members is not None:
             return _join(self.plain(m, awaited) for m in members)
@@ -217,7 +223,7 @@ class _Renderer:
         """What a stub method accepts for a parameter annotated ``tp``."""
         tp = strip(tp)
         inner = self._param_inner(tp)
-        if tp is Any or tp is object or is_capability(tp):
+        if tp is Any or tp is object or is_capability(tp) or contains(tp, _is_stream):
             return inner
         if union_args(tp) is not None and any(is_capability(m) for m in union_args(tp) or ()):
             return inner
@@ -230,6 +236,9 @@ class _Renderer:
             return _join([self.plain(tp), self.stub_names[tp][0]])
         if is_callable(tp):
             return _join([self.plain(tp), self.ref_capnweb("RpcStub")])
+        chunk = stream_chunk(tp)
+        if chunk is not None:  # any async iterable goes out as a stream
+            return f"{self.ref_abc('AsyncIterable')}[{self.plain(chunk)}]"
         members = union_args(tp)
         if members is not None:
             return _join(self._param_inner(strip(m)) for m in members)
@@ -272,8 +281,9 @@ class _Renderer:
             )
             return f"{self.ref_capnweb('RpcPromise')}[{awaited}]", self.ref_capnweb("RpcPromise")
         if not (is_data_class(tp) or element_type(tp) is not None or self._converts(tp)):
-            return f"{self.ref_typed('TypedPromise')}[{self.plain(tp)}]", self.ref_typed(
-                "TypedPromise"
+            # (awaited: a stream declared as an AsyncGenerator arrives as an AsyncIterator)
+            return f"{self.ref_typed('TypedPromise')}[{self.plain(tp, awaited=True)}]", (
+                self.ref_typed("TypedPromise")
             )
         key = _type_key(tp)
         known = self.promise_names.get(key)
@@ -284,7 +294,8 @@ class _Renderer:
         return name, name
 
     def _converts(self, tp: Any) -> bool:
-        """Whether an awaited value must be converted: data types, capabilities, tuples."""
+        """Whether an awaited value must be converted: data types, capabilities, tuples (a
+        stream's chunks are converted as they are read)."""
         return contains(tp, lambda t: is_data_class(t) or is_interface(t) or _is_tuple(t))
 
     def _promise_class(self, name: str, tp: Any) -> PromiseClass:
@@ -309,6 +320,11 @@ class _Renderer:
             element_type=None,
             doc=f"A pending ``{_short(tp)}``.",
         )
+        if stream_chunk(tp) is not None:
+            cls.doc = (
+                f"A pending stream ``{_short(tp)}``: await it, then ``async for`` over it.\n\n"
+                "Its chunks are converted as they are read."
+            )
         if is_data_class(tp):
             own = data_doc(tp)
             cls.doc = f"A pending ``{_short(tp)}``: await it, or read its fields pipelined."
@@ -446,6 +462,7 @@ _WIRE_TYPES = (
     capnweb.URL,
     capnweb.Headers,
     capnweb.TypedArray,
+    capnweb.Blob,
     capnweb.Request,
     capnweb.Response,
     capnweb.UndefinedType,
@@ -470,6 +487,15 @@ def _foreign(tp: Any) -> bool:
         return not (issubclass(t, _WIRE_TYPES) or is_data_class(t) or is_stub_class(t))
 
     return contains(tp, foreign) and not contains(tp, is_capability)
+
+
+_ITERATED = (collections.abc.AsyncIterable, collections.abc.AsyncGenerator)
+"""Stream results declared so are awaited as ``AsyncIterator[T]`` (which a stream is)."""
+
+
+def _is_stream(tp: Any) -> bool:
+    """Whether ``tp`` is a readable or writable stream type (no promise of one is accepted)."""
+    return stream_chunk(tp) is not None or writable_chunk(tp) is not None
 
 
 def _is_tuple(tp: Any) -> bool:
@@ -525,6 +551,9 @@ def _slug(tp: Any) -> str:
     members = union_args(tp)
     if members is not None:
         return "Or".join(_slug(m) for m in members)
+    chunk = stream_chunk(tp)
+    if chunk is not None:
+        return f"{_slug(chunk)}Stream"
     elem = element_type(tp)
     if elem is not None:
         return f"{_slug(elem)}List"

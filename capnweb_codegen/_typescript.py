@@ -19,7 +19,15 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, get_args, get_origin
 
 import capnweb
-from capnweb.interface import Interface, Member, is_interface, is_model_class, union_args
+from capnweb.interface import (
+    Interface,
+    Member,
+    is_interface,
+    is_model_class,
+    stream_chunk,
+    union_args,
+    writable_chunk,
+)
 
 from ._model import (
     NoneType,
@@ -59,6 +67,7 @@ _SIMPLE: dict[Any, str] = {
     capnweb.Request: "Request",
     capnweb.Response: "Response",
     capnweb.TypedArray: "ArrayBufferView",
+    capnweb.Blob: "Blob",
     capnweb.UndefinedType: "undefined",
     # only pydantic models send these, as pydantic's JSON mode writes them
     uuid.UUID: "string",
@@ -136,6 +145,12 @@ class _Renderer:
             return " | ".join(dict.fromkeys(_literal(v) for v in args))
         if is_callable(tp):
             return self.function(tp)
+        chunk = stream_chunk(tp)
+        if chunk is not None:
+            return f"ReadableStream<{self.ts(chunk)}>"
+        chunk = writable_chunk(tp)
+        if chunk is not None:
+            return f"WritableStream<{self.ts(chunk)}>"
         if is_stub_class(tp):
             return "RpcTarget | ((...args: any[]) => unknown)"
         elem = element_type(tp)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,7 @@ TARGETS = [
     "examples.microservices.api",
     "examples.actor_system.api",
     "examples.webtransport.api",
+    "examples.streaming.api",
 ]
 
 
@@ -254,3 +256,100 @@ def test_an_interface_without_a_docstring_does_not_get_protocols(tmp_path: Path)
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("bare_api", None)
+
+
+STREAMS_API = """
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import capnweb
+from capnweb.interface import rpc_interface, rpc_method
+
+
+@dataclass
+class Point:
+    x: int
+
+
+@rpc_interface
+class Streams(Protocol):
+    @rpc_method
+    def points(self) -> AsyncIterator[Point]: ...
+    @rpc_method
+    async def lines(self) -> AsyncIterable[str]: ...
+    @rpc_method
+    async def numbers(self) -> AsyncGenerator[int, None]: ...
+    @rpc_method
+    async def raw(self) -> capnweb.ReadableStream[bytes]: ...
+    @rpc_method
+    async def take(
+        self,
+        a: AsyncIterator[bytes],
+        b: AsyncIterable[Point],
+        c: AsyncGenerator[str, None],
+        d: capnweb.ReadableStream[int],
+        sink: capnweb.WritableStream[float],
+    ) -> None: ...
+    @rpc_method
+    async def blob(self, b: capnweb.Blob) -> capnweb.Blob: ...
+    @rpc_method
+    async def fetch(self, r: capnweb.Request) -> capnweb.Response: ...
+"""
+
+
+def test_stream_blob_and_fetch_types_in_stubs_and_declarations(tmp_path: Path) -> None:
+    (tmp_path / "streams_api.py").write_text(STREAMS_API)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        py = generate(["streams_api"])["streams_api.py"]
+        ts = generate(["streams_api"], "ts")["streams_api.d.ts"]
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("streams_api", None)
+    abc, typed = "_collections_abc", "_capnweb_typed.TypedPromise"
+    flat = "".join(py.split())  # as ruff wraps lines: compare without whitespace
+    for line in [
+        # results: await gives an async iterator (a generator cannot be sent values)
+        "    def points(self) -> PointStreamPromise:",
+        f"class PointStreamPromise({typed}[{abc}.AsyncIterator[_streams_api.Point]]):",
+        f"    _result_type = {abc}.AsyncIterator[_streams_api.Point]",
+        f"    def lines(self) -> {typed}[{abc}.AsyncIterator[str]]:",
+        f"    def numbers(self) -> {typed}[{abc}.AsyncIterator[int]]:",
+        f"    def raw(self) -> {typed}[_capnweb.ReadableStream[bytes]]:",
+        # parameters: any async iterable of the chunk type; a writable stream as declared
+        f"        a: {abc}.AsyncIterable[bytes],",
+        f"        b: {abc}.AsyncIterable[_streams_api.Point],",
+        f"        c: {abc}.AsyncIterable[str],",
+        f"        d: {abc}.AsyncIterable[int],",
+        "        sink: _capnweb.WritableStream[float],",
+        # values of their own: no promise class with fields
+        f"    ) -> {typed}[_capnweb.Blob]:",
+        f"    ) -> {typed}[_capnweb.Response]:",
+    ]:
+        assert "".join(line.split()) in flat, line
+    assert "BlobPromise" not in py and "ResponsePromise" not in py
+    for line in [
+        "  points(): ReadableStream<Point>;",
+        "  lines(): ReadableStream<string>;",
+        "  numbers(): ReadableStream<number>;",
+        "  raw(): ReadableStream<Uint8Array>;",
+        "  take(a: ReadableStream<Uint8Array>, b: ReadableStream<Point>, "
+        "c: ReadableStream<string>, d: ReadableStream<number>, "
+        "sink: WritableStream<number>): null;",
+        "  blob(b: Blob): Blob;",
+        "  fetch(r: Request): Response;",
+    ]:
+        assert line in ts.splitlines(), line
+    # Blob, Request and Response are the platform's: not declared again as data interfaces
+    assert re.findall(r"^export interface (\w+)", ts, re.MULTILINE) == ["Point", "Streams"]
+    (tmp_path / "streams_stubs.py").write_text(py)
+    command = [ruff_executable(), "check", "--isolated", "--line-length", "100", "--select"]
+    proc = subprocess.run(
+        [*command, "E,F,W,B,UP,SIM,RUF", str(tmp_path / "streams_stubs.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,19 +1,40 @@
 """Generated typed stubs at run time (stubs/examples_typed_api.py against the typed example
-server): wire names, conversion of awaited values, typed map(), and round trips."""
+server): wire names, conversion of awaited values, typed map(), and round trips. Then streams:
+chunks of stream arguments checked and converted by the dispatcher as the implementation reads
+them, stream results converted as the client reads them, writable streams, Blob, Request and
+Response (the ``Feeds`` interface below, and examples/streaming's stubs)."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
-from typing import Any
+import sys
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Protocol
 
 import pytest
 from helpers import SessionPair
 
-from capnweb import RpcStub, RpcTypeError
+from capnweb import (
+    Blob,
+    ReadableStream,
+    Request,
+    Response,
+    RpcStub,
+    RpcTarget,
+    RpcTypeError,
+    WritableStream,
+)
+from capnweb.interface import camel_case, rpc_interface, rpc_method
 from capnweb.typed import TypedPromise
+from capnweb_codegen import generate
+from examples.streaming.server import StorageImpl, Store
 from examples.typed.api import Profile
 from examples.typed.server import ApiImpl, Directory
+from stubs.examples_streaming_api import StorageStub
 from stubs.examples_typed_api import (
     ApiStub,
     CounterStub,
@@ -197,3 +218,254 @@ async def test_the_example_server_answers_health_beside_rpc() -> None:
         health = server.url.replace("/rpc", "/health")
         async with aiohttp.ClientSession() as http, http.get(health) as r:
             assert r.status == 200 and await r.json() == {"ok": True, "users": 0}
+
+
+# -- streams
+
+
+@dataclass
+class Point:
+    x: int
+    y: int
+
+
+@rpc_interface(names=camel_case)
+class Feeds(Protocol):
+    """Stream parameters and results in each declared form."""
+
+    @rpc_method
+    async def total(self, points: AsyncIterator[Point]) -> int: ...
+
+    @rpc_method
+    async def join(self, words: AsyncIterable[str], sep: str = " ") -> str: ...
+
+    @rpc_method
+    async def add_up(self, numbers: AsyncGenerator[int, None]) -> int: ...
+
+    @rpc_method
+    async def collect(self, items: ReadableStream[int]) -> list[int]: ...
+
+    @rpc_method
+    def points(self, n: int) -> AsyncIterator[Point]: ...
+
+    @rpc_method
+    async def fill(self, n: int, sink: WritableStream[int]) -> None: ...
+
+    @rpc_method
+    async def echo_blob(self, blob: Blob) -> Blob: ...
+
+    @rpc_method
+    async def fetch(self, request: Request) -> Response: ...
+
+
+class FeedsImpl(RpcTarget, Feeds):
+    """Records what the implementation saw: chunk types, and the error of a bad chunk."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+        self.errors: list[BaseException] = []
+        self.points_closed = asyncio.Event()
+
+    async def total(self, points: AsyncIterator[Point]) -> int:
+        out = 0
+        async for p in points:
+            self.seen.append(p)
+            out += p.x * p.y
+        return out
+
+    async def join(self, words: AsyncIterable[str], sep: str = " ") -> str:
+        got: list[str] = []
+        try:
+            async for w in words:
+                got.append(w)
+        except TypeError as e:
+            self.seen.append(list(got))
+            self.errors.append(e)
+            raise
+        return sep.join(got)
+
+    async def add_up(self, numbers: AsyncGenerator[int, None]) -> int:
+        return sum([n async for n in numbers])
+
+    async def collect(self, items: ReadableStream[int]) -> list[int]:
+        self.seen.append(items)
+        return await items.collect()
+
+    async def points(self, n: int) -> AsyncIterator[Point]:
+        try:
+            for i in range(n):
+                yield Point(i, i + 1)
+        finally:
+            self.points_closed.set()
+
+    async def fill(self, n: int, sink: WritableStream[int]) -> None:
+        for i in range(n):
+            await sink.write(i)
+        await sink.close()
+
+    async def echo_blob(self, blob: Blob) -> Blob:
+        self.seen.append(blob)
+        return Blob(blob.data[::-1], blob.type)
+
+    async def fetch(self, request: Request) -> Response:
+        self.seen.append(request)
+        return Response(f"{request.method} {request.url}", status=201)
+
+
+class BadPoints(FeedsImpl):
+    """``points`` sends a chunk without its ``y`` (where ``Point`` is declared)."""
+
+    async def points(self, n: int) -> AsyncIterator[Any]:
+        try:
+            yield {"x": 0, "y": 1}
+            yield {"x": 1}
+            for i in range(n):
+                yield {"x": i, "y": i}
+        finally:
+            self.points_closed.set()
+
+
+@pytest.fixture(scope="module")
+def feeds(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    """The stubs generated from ``Feeds`` (in this module), imported."""
+    (text,) = generate([f"{__name__}:Feeds"]).values()
+    path = tmp_path_factory.mktemp("feeds") / "feeds_stubs.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location("feeds_stubs", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["feeds_stubs"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+async def words(*items: Any, closed: asyncio.Event | None = None) -> AsyncIterator[Any]:
+    """``items``, then (with ``closed``) the same items again and again until the consumer
+    stops the stream, which sets ``closed``."""
+    try:
+        while True:
+            for item in items:
+                yield item
+            if closed is None:
+                return
+    finally:
+        if closed is not None:
+            closed.set()
+
+
+async def test_stream_arguments_arrive_with_their_chunks_converted(feeds: ModuleType) -> None:
+    impl = FeedsImpl()
+    async with SessionPair(impl) as pair:
+        api = feeds.FeedsStub(pair.main)
+        assert await api.total(words({"x": 2, "y": 3}, Point(4, 5))) == 26
+        assert impl.seen == [Point(2, 3), Point(4, 5)]  # a wire object became the dataclass
+        assert await api.join(words("typed", "streams"), "-") == "typed-streams"
+        assert await api.add_up(words(1, 2, 3)) == 6
+        impl.seen.clear()
+        assert await api.collect(words(7, 8)) == [7, 8]  # ReadableStream's collect()
+        assert impl.seen[0].locked  # and its other members, on a stream of checked chunks
+        api.dispose()
+        await pair.assert_clean(collect=True)
+
+
+async def test_a_bad_chunk_fails_the_implementations_loop_and_cancels_the_stream(
+    feeds: ModuleType,
+) -> None:
+    impl = FeedsImpl()
+    closed = asyncio.Event()
+    async with SessionPair(impl) as pair:
+        api = feeds.FeedsStub(pair.main)
+        message = "FeedsImpl.join() argument 'words' chunk 2 must be str, got int"
+        with pytest.raises(RpcTypeError) as info:
+            await api.join(words("a", "b", 3, "d", closed=closed))  # endless unless cancelled
+        assert str(info.value) == message
+        assert impl.seen == [["a", "b"]]  # the good chunks were read first
+        assert [str(e) for e in impl.errors] == [message]
+        assert type(impl.errors[0]) is TypeError
+        await asyncio.wait_for(closed.wait(), 5)  # the client's generator was stopped
+        assert await api.join(words("still", "fine")) == "still fine"  # the session goes on
+        api.dispose()
+        await pair.assert_clean(collect=True)
+
+
+async def test_what_is_not_a_stream_is_refused_before_the_method_runs() -> None:
+    impl = FeedsImpl()
+    async with SessionPair(impl) as pair:
+        with pytest.raises(RpcTypeError) as info:
+            await pair.main.collect([1, 2])
+        assert str(info.value) == (
+            "FeedsImpl.collect() argument 'items' must be an async iterable of int (a stream), "
+            "got list"
+        )
+        with pytest.raises(RpcTypeError) as info:
+            await pair.main.fill(1, 5)
+        assert str(info.value) == (
+            "FeedsImpl.fill() argument 'sink' must be a WritableStream, got int"
+        )
+        assert impl.seen == []
+
+
+async def test_stream_results_await_to_async_iterators_of_converted_chunks(
+    feeds: ModuleType,
+) -> None:
+    impl = FeedsImpl()
+    async with SessionPair(impl) as pair:
+        api = feeds.FeedsStub(pair.main)
+        stream = await api.points(3)
+        assert isinstance(stream, AsyncIterator) and not stream.locked
+        assert [p async for p in stream] == [Point(0, 1), Point(1, 2), Point(2, 3)]
+        storage = StorageStub(RpcStub(StorageImpl(Store())))  # plain chunks: no conversion
+        await storage.upload("f", words(b"ab", b"c"))
+        chunks = await storage.download("f", 2)
+        assert [c async for c in chunks] == [b"ab", b"c"]
+        storage.dispose()
+        api.dispose()
+        await pair.assert_clean(collect=True)
+
+
+async def test_a_bad_result_chunk_fails_the_clients_loop_and_cancels_the_stream(
+    feeds: ModuleType,
+) -> None:
+    impl = BadPoints()
+    async with SessionPair(impl) as pair:
+        api = feeds.FeedsStub(pair.main)
+        got: list[Point] = []
+        with pytest.raises(TypeError) as info:
+            async for p in await api.points(10_000):  # endless enough: stopped by the error
+                got.append(p)
+        assert str(info.value) == "result chunk 1 (Point) is missing field 'y'"
+        assert got == [Point(0, 1)]
+        await asyncio.wait_for(impl.points_closed.wait(), 5)  # the server's generator stopped
+        api.dispose()
+        await pair.assert_clean(collect=True)
+
+
+async def test_a_writable_stream_argument_is_written_by_the_server(feeds: ModuleType) -> None:
+    received: list[int] = []
+
+    class Sink(WritableStream[int]):
+        async def write(self, chunk: int) -> None:
+            received.append(chunk)
+
+        async def close(self) -> None:
+            received.append(-1)
+
+    async with SessionPair(FeedsImpl()) as pair:
+        api = feeds.FeedsStub(pair.main)
+        await api.fill(4, Sink())
+        assert received == [0, 1, 2, 3, -1]  # every write taken before fill() returned
+        api.dispose()
+        await pair.assert_clean(collect=True)
+
+
+async def test_blob_request_and_response_are_values_of_their_own(feeds: ModuleType) -> None:
+    impl = FeedsImpl()
+    async with SessionPair(impl) as pair:
+        api = feeds.FeedsStub(pair.main)
+        blob = await api.echo_blob(Blob(b"abc", "text/plain"))
+        assert blob == Blob(b"cba", "text/plain") and type(impl.seen[0]) is Blob
+        response = await api.fetch(Request("https://example.com/x", "POST"))
+        assert type(response) is Response and type(impl.seen[1]) is Request
+        assert response.status == 201 and await response.text() == "POST https://example.com/x"
+        api.dispose()
+        await pair.assert_clean(collect=True)

@@ -13,7 +13,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,10 @@ from helpers import SessionPair
 import capnweb
 from capnweb import RpcTarget, RpcTypeError
 from capnweb.typed import TypedStub, validated
+from examples.streaming.server import StorageImpl, Store
 from examples.typed.api import Counter, Profile, User
 from examples.typed.server import ApiImpl, Directory
+from stubs.examples_streaming_api import StorageStub
 from stubs.examples_typed_api import ApiStub, CounterStub, UserPromise, UserStub
 
 pytestmark = pytest.mark.timeout(20)
@@ -311,6 +313,56 @@ async def test_checking_spreads_to_promises_and_capabilities_it_hands_out() -> N
         for stub in (api, promise, user, dup, *mapped, plain, plain_promise, plain_user):
             stub.dispose()
         await pair.assert_clean(collect=True)
+
+
+class LyingStorage(StorageImpl):
+    """``tail`` streams an int among its lines (``AsyncIterator[str]`` is declared), and keeps
+    going until it is stopped."""
+
+    def __init__(self) -> None:
+        super().__init__(Store())
+        self.stopped = asyncio.Event()
+
+    async def tail(self, log: str) -> AsyncIterator[Any]:
+        try:
+            yield "one"
+            while True:
+                yield 2
+        finally:
+            self.stopped.set()
+
+
+async def test_stream_chunks_are_checked_as_they_are_read() -> None:
+    impl = LyingStorage()
+    async with SessionPair(impl) as pair:
+        plain = StorageStub(pair.main)
+        lines: Any = await plain.tail("x")
+        assert [await anext(lines), await anext(lines)] == ["one", 2]  # unchecked: it passes
+        del lines  # dropped unread: cancelled
+        await asyncio.wait_for(impl.stopped.wait(), 5)
+        plain.dispose()
+        await pair.assert_clean(collect=True)
+    impl = LyingStorage()
+    async with SessionPair(impl) as pair:
+        api = validated(StorageStub)(pair.main)
+        lines = await api.tail("x")  # the stream arrives: its chunks are not there yet
+        got: list[str] = []
+        with pytest.raises(RpcTypeError) as info:
+            async for line in lines:
+                got.append(line)
+        assert str(info.value) == "Storage.tail() result chunk 1 must be str, got int"
+        assert got == ["one"]
+        await asyncio.wait_for(impl.stopped.wait(), 5)  # the server's generator was stopped
+        del lines, info
+        await api.upload("f", _chunks(b"ab", b"c"))
+        assert [c async for c in await api.download("f", 2)] == [b"ab", b"c"]  # honest: pass
+        api.dispose()
+        await pair.assert_clean(collect=True)
+
+
+async def _chunks(*items: bytes) -> AsyncIterator[bytes]:
+    for item in items:
+        yield item
 
 
 def test_validated_is_one_class_per_stub_class() -> None:

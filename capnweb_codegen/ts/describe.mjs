@@ -45,14 +45,17 @@ const BUILTINS = new Map([
   ["Headers", "Headers"],
   ["Request", "Request"],
   ["Response", "Response"],
+  ["Blob", "Blob"],
+]);
+
+/** Built-in stream classes: their chunk type is described, the stream is a stream. */
+const STREAMS = new Map([
+  ["ReadableStream", "readable"],
+  ["WritableStream", "writable"],
 ]);
 
 /** Built-in types that have no Python counterpart here, and why. */
 const UNSUPPORTED = new Map([
-  ["ReadableStream", "streams are not supported yet by capnweb for Python"],
-  ["WritableStream", "streams are not supported yet by capnweb for Python"],
-  ["Blob", "blobs are not supported yet by capnweb for Python"],
-  ["File", "blobs are not supported yet by capnweb for Python"],
   ["Map", "capnweb does not send a Map"],
   ["Set", "capnweb does not send a Set"],
   ["WeakMap", "capnweb does not send a WeakMap"],
@@ -426,6 +429,14 @@ function describe(files, interfaces) {
     if (s && !s.name.startsWith("__") && fromLibrary(s)) {
       const builtin = BUILTINS.get(s.name);
       if (builtin) return { k: "builtin", name: builtin };
+      const stream = STREAMS.get(s.name);
+      if (stream) {
+        const args = type.objectFlags & ts.ObjectFlags.Reference ? checker.getTypeArguments(type) : [];
+        return { k: stream, item: args.length ? map(args[0], hint + "Chunk", self) : { k: "any" } };
+      }
+      if (s.name === "File") {
+        return { k: "builtin", name: "Blob", note: `${text(type)}: sent as a Blob (its name and date are not)` };
+      }
       if (isError(type)) return { k: "builtin", name: "Error" };
       const why = UNSUPPORTED.get(s.name);
       if (why) return any(type, why);

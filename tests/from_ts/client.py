@@ -7,6 +7,7 @@ with ``mypy --strict`` (every ``assert_type`` must hold) and runs it against the
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Literal, assert_type
 
@@ -68,6 +69,15 @@ async def run(url: str) -> dict[str, Any]:
         headers = assert_type(await api.headers(), capnweb.Headers)
         out["content_type"] = headers.get("content-type")
 
+        # Streams both ways: a ReadableStream<string> result, a ReadableStream<string>
+        # parameter (any async iterable of str), a WritableStream<number> parameter.
+        tail = assert_type(await api.tail(), AsyncIterator[str])
+        out["tail"] = [line async for line in tail]
+        out["count_lines"] = assert_type(await api.count_lines(lines("a", "b", "c")), float)
+        sink = Numbers()
+        await api.countdown(3, sink)
+        out["countdown"] = sink.received
+
         events: list[tuple[str, float]] = []
 
         async def listener(event: str, user_id: float) -> None:
@@ -81,3 +91,19 @@ async def run(url: str) -> dict[str, Any]:
         except capnweb.RpcRangeError as e:
             out["error"] = e.message
     return out
+
+
+async def lines(*items: str) -> AsyncIterator[str]:
+    """``items``, sent as a stream."""
+    for item in items:
+        yield item
+
+
+class Numbers(capnweb.WritableStream[float]):
+    """What the server writes into it, in order."""
+
+    def __init__(self) -> None:
+        self.received: list[float] = []
+
+    async def write(self, chunk: float) -> None:
+        self.received.append(chunk)

@@ -148,8 +148,12 @@ export interface Api {
   lookup(key: string): string | undefined;
   /** Headers the server would answer with. */
   headers(): Headers;
-  /** Lines of a log, streamed (not callable from Python yet). */
+  /** Lines of a log, streamed: one per user. */
   tail(): ReadableStream<string>;
+  /** How many lines `lines` has (it is read to its end). */
+  countLines(lines: ReadableStream<string>): Promise<number>;
+  /** Writes `n`, `n - 1`... down to 1 into `sink`, then closes it. */
+  countdown(n: number, sink: WritableStream<number>): Promise<void>;
 }
 
 export class ApiServer extends RpcTarget implements Api {
@@ -205,7 +209,26 @@ export class ApiServer extends RpcTarget implements Api {
   }
 
   tail(): ReadableStream<string> {
-    return new ReadableStream({ start: c => c.close() });
+    const names = this.#users.list().items.map(p => `${p.name} joined`);
+    return new ReadableStream<string>({
+      start(controller) {
+        for (const line of names) controller.enqueue(line);
+        controller.close();
+      },
+    });
+  }
+
+  async countLines(lines: ReadableStream<string>): Promise<number> {
+    const reader = lines.getReader();
+    let count = 0;
+    while (!(await reader.read()).done) count++;
+    return count;
+  }
+
+  async countdown(n: number, sink: WritableStream<number>): Promise<void> {
+    const writer = sink.getWriter();
+    for (let i = n; i > 0; i--) await writer.write(i);
+    await writer.close();
   }
 }
 

@@ -72,6 +72,7 @@ export interface Types {
   anyStub(x: RpcTarget): void;
   stream(): ReadableStream<Uint8Array>;
   writable(x: WritableStream<string>): void;
+  blob(x: Blob): File;
   request(x: Request): Response;
   headers(x: Headers): URL;
   error(): Error;

@@ -33,9 +33,16 @@ POSITIVE = [
     "codegen_sample_stubs.py",
     "serving.py",
     "validated_client.py",
+    "streams_client.py",
 ]
 GENERATED = ["forms_stubs.py", "codegen_sample.py", "codegen_sample_stubs.py"]
-NEGATIVE = ["wrong_uses.py", "forms_wrong.py", "serving_wrong.py", "validated_wrong.py"]
+NEGATIVE = [
+    "wrong_uses.py",
+    "forms_wrong.py",
+    "serving_wrong.py",
+    "validated_wrong.py",
+    "streams_wrong.py",
+]
 ERROR = re.compile(r"^(?P<path>.+?):(?P<line>\d+): error: (?P<message>.*)$")
 
 Errors = dict[str, dict[int, list[str]]]

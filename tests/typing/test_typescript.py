@@ -1,6 +1,7 @@
-"""TypeScript clients typed by the generated declarations (``stubs/ts``): a right client passes
-``tsc --noEmit --strict`` and, compiled and run on Node, calls the Python typed example server;
-a wrong one fails ``tsc`` with the expected errors. The Node packages (typescript, capnweb
+"""TypeScript clients typed by the generated declarations (``stubs/ts``): right clients pass
+``tsc --noEmit --strict`` and, compiled and run on Node, call the Python typed example server
+and the streaming one (``ReadableStream<T>``, ``WritableStream<T>`` and ``Blob`` both ways); a
+wrong one fails ``tsc`` with the expected errors. The Node packages (typescript, capnweb
 0.12.0, ws) are installed from ``ts/package-lock.json`` with ``npm ci`` when missing."""
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import npm_ci
 
+import capnweb
+from examples.streaming.server import StorageImpl, Store
 from examples.typed.server import serve
 
 pytestmark = pytest.mark.timeout(300)
@@ -54,41 +58,48 @@ def test_wrong_client_fails_tsc_with_the_expected_errors() -> None:
         for number, line in enumerate((TS_DIR / "bad.ts").read_text().splitlines(), start=1)
         for code in re.findall(r"// expect (TS\d+)", line)
     }
-    assert len(expected) == 5
+    assert len(expected) == 9
     assert found == expected, proc.stdout
 
 
 @pytest.fixture(scope="module")
-def compiled_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``good.ts`` compiled to ``good.js``, in a directory where Node finds its packages."""
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``good.ts`` and ``streams.ts`` compiled (``good.js``, ``streams.js``) into a directory
+    where Node finds their packages."""
     out = tmp_path_factory.mktemp("ts_build")
     proc = tsc("-p", "tsconfig.json", "--outDir", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     shutil.copy(TS_DIR / "package.json", out / "package.json")  # "type": "module"
     (out / "node_modules").symlink_to(TS_DIR / "node_modules", target_is_directory=True)
-    return out / "good.js"
+    return out
 
 
-async def test_right_client_calls_the_python_server(compiled_client: Path) -> None:
-    async with await serve(0) as server:
-        proc = await asyncio.create_subprocess_exec(
-            "node",
-            "--import",
-            str(TS_DIR / "setup.mjs"),
-            str(compiled_client),
-            server.ws_url,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            async with asyncio.timeout(RUN_TIMEOUT_S):
-                stdout, stderr = await proc.communicate()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+async def run_node(script: Path, url: str) -> Any:
+    """What ``script`` prints (JSON) when run on Node against ``url``; it must exit with 0."""
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        "--import",
+        str(TS_DIR / "setup.mjs"),
+        str(script),
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(RUN_TIMEOUT_S):
+            stdout, stderr = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
     assert proc.returncode == 0, stderr.decode()
-    assert json.loads(stdout) == {
+    return json.loads(stdout)
+
+
+async def test_right_client_calls_the_python_server(compiled: Path) -> None:
+    async with await serve(0) as server:
+        printed = await run_node(compiled / "good.js", server.ws_url)
+    assert printed == {
         "name": "ann",
         "chained": 256,
         "visits": 3,
@@ -101,3 +112,18 @@ async def test_right_client_calls_the_python_server(compiled_client: Path) -> No
         "called": 22,
         "stats": {"users": 1, "counters": 1},
     }
+
+
+async def test_streams_client_calls_the_python_streaming_server(compiled: Path) -> None:
+    store = Store()
+    async with capnweb.serve(lambda: StorageImpl(store), host="127.0.0.1", port=0) as server:
+        printed = await run_node(compiled / "streams.js", server.ws_url)
+    assert printed == {
+        "lines": ["one", "two"],  # followed as appended, until the log closed
+        "progress": [1000, 2000, 3000],  # written into the client's WritableStream
+        "size": 3000,
+        "sha256": 64,
+        "chunks": [1024, 1024, 952],
+        "blob": [3000, "application/octet-stream"],
+    }
+    assert store.files["ts.bin"] == bytes(i % 251 for i in range(3000))

@@ -1,0 +1,1 @@
+"""Streams, typed: a log followed line by line, files uploaded and downloaded in chunks."""
