@@ -24,7 +24,6 @@ import examples.interop.contract as _examples_interop_contract
 __all__ = [
     "AnyListPromise",
     "BlobInfoPromise",
-    "BlobPromise",
     "CallbackHolderPromise",
     "CallbackHolderStub",
     "CounterBatchPromise",
@@ -34,9 +33,7 @@ __all__ = [
     "DigestPromise",
     "IntListPromise",
     "RequestInfoPromise",
-    "RequestPromise",
     "ResponseInfoPromise",
-    "ResponsePromise",
     "SessionStatsPromise",
     "StrListListPromise",
     "StrListPromise",
@@ -207,51 +204,42 @@ class TestTargetStub(_capnweb_typed.TypedStub):
         return self._rpc_call(_capnweb_typed.TypedPromise, "failingStream", n, message)
 
     def sum_stream(
-        self,
-        readable: _capnweb.ReadableStream[float]
-        | _capnweb.RpcPromise[_capnweb.ReadableStream[float]],
+        self, readable: _collections_abc.AsyncIterable[float]
     ) -> _capnweb_typed.TypedPromise[float]:
         """The sum of a stream of numbers."""
         return self._rpc_call(_capnweb_typed.TypedPromise, "sumStream", readable)
 
     def digest_stream(
         self,
-        readable: _capnweb.ReadableStream[_builtins.bytes]
-        | _capnweb.RpcPromise[_capnweb.ReadableStream[_builtins.bytes]],
+        readable: _collections_abc.AsyncIterable[_builtins.bytes],
         delay_ms: float | _capnweb.RpcPromise[float] = 0,
     ) -> DigestPromise:
         """Length, byte sum and Adler-32 of a byte stream, read after ``delay_ms``."""
         return self._rpc_call(DigestPromise, "digestStream", readable, delay_ms)
 
     def echo_stream(
-        self,
-        readable: _capnweb.ReadableStream[_typing.Any]
-        | _capnweb.RpcPromise[_capnweb.ReadableStream[_typing.Any]],
+        self, readable: _collections_abc.AsyncIterable[_typing.Any]
     ) -> _capnweb_typed.TypedPromise[_collections_abc.AsyncIterator[_typing.Any]]:
         """The same chunks, read as the caller reads."""
         return self._rpc_call(_capnweb_typed.TypedPromise, "echoStream", readable)
 
     def write_numbers(
-        self,
-        writable: _capnweb.WritableStream[float]
-        | _capnweb.RpcPromise[_capnweb.WritableStream[float]],
-        n: int | _capnweb.RpcPromise[int],
+        self, writable: _capnweb.WritableStream[float], n: int | _capnweb.RpcPromise[int]
     ) -> _capnweb_typed.TypedPromise[int]:
         """Writes ``0..n-1`` into ``writable``, closes it, returns ``n``."""
         return self._rpc_call(_capnweb_typed.TypedPromise, "writeNumbers", writable, n)
 
     def abort_writable(
-        self,
-        writable: _capnweb.WritableStream[_typing.Any]
-        | _capnweb.RpcPromise[_capnweb.WritableStream[_typing.Any]],
-        reason: str | _capnweb.RpcPromise[str],
+        self, writable: _capnweb.WritableStream[_typing.Any], reason: str | _capnweb.RpcPromise[str]
     ) -> _capnweb_typed.TypedPromise[None]:
         """Aborts ``writable`` with ``Error(reason)``."""
         return self._rpc_call(_capnweb_typed.TypedPromise, "abortWritable", writable, reason)
 
-    def echo_blob(self, blob: _capnweb.Blob | _capnweb.RpcPromise[_capnweb.Blob]) -> BlobPromise:
+    def echo_blob(
+        self, blob: _capnweb.Blob | _capnweb.RpcPromise[_capnweb.Blob]
+    ) -> _capnweb_typed.TypedPromise[_capnweb.Blob]:
         """The same Blob."""
-        return self._rpc_call(BlobPromise, "echoBlob", blob)
+        return self._rpc_call(_capnweb_typed.TypedPromise, "echoBlob", blob)
 
     def blob_info(
         self, blob: _capnweb.Blob | _capnweb.RpcPromise[_capnweb.Blob]
@@ -275,9 +263,11 @@ class TestTargetStub(_capnweb_typed.TypedStub):
         ]
         | _capnweb.RpcPromise[list[list[str]]],
         body: str | _capnweb.RpcPromise[str | None] | None,
-    ) -> RequestPromise:
+    ) -> _capnweb_typed.TypedPromise[_capnweb.Request]:
         """A Request made of these parts."""
-        return self._rpc_call(RequestPromise, "makeRequest", method, url, headers, body)
+        return self._rpc_call(
+            _capnweb_typed.TypedPromise, "makeRequest", method, url, headers, body
+        )
 
     def describe_response(
         self, response: _capnweb.Response | _capnweb.RpcPromise[_capnweb.Response]
@@ -294,9 +284,9 @@ class TestTargetStub(_capnweb_typed.TypedStub):
             | _capnweb.RpcPromise[list[str]]
         ]
         | _capnweb.RpcPromise[list[list[str]]],
-    ) -> ResponsePromise:
+    ) -> _capnweb_typed.TypedPromise[_capnweb.Response]:
         """A Response made of these parts."""
-        return self._rpc_call(ResponsePromise, "makeResponse", status, body, headers)
+        return self._rpc_call(_capnweb_typed.TypedPromise, "makeResponse", status, body, headers)
 
     def get_stats(self) -> SessionStatsPromise:
         """This session's import/export table sizes."""
@@ -356,26 +346,6 @@ class BlobInfoPromise(_capnweb_typed.TypedPromise[_examples_interop_contract.Blo
     @property
     def size(self) -> _capnweb_typed.TypedPromise[int]:
         return self._rpc_get(_capnweb_typed.TypedPromise, "size")
-
-    @property
-    def type(self) -> _capnweb_typed.TypedPromise[str]:
-        return self._rpc_get(_capnweb_typed.TypedPromise, "type")
-
-
-class BlobPromise(_capnweb_typed.TypedPromise[_capnweb.Blob]):
-    """A pending ``Blob``: await it, or read its fields pipelined.
-
-    A JavaScript ``Blob``: immutable bytes and a MIME type (``""`` when unknown).
-
-    It travels through a pipe, as the reference sends it; the receiver gets it whole.
-    """
-
-    __slots__ = ()
-    _result_type = _capnweb.Blob
-
-    @property
-    def data(self) -> _capnweb_typed.TypedPromise[_builtins.bytes]:
-        return self._rpc_get(_capnweb_typed.TypedPromise, "data")
 
     @property
     def type(self) -> _capnweb_typed.TypedPromise[str]:
@@ -484,42 +454,6 @@ class RequestInfoPromise(_capnweb_typed.TypedPromise[_examples_interop_contract.
         return self._rpc_get(_capnweb_typed.TypedPromise, "body")
 
 
-class RequestPromise(_capnweb_typed.TypedPromise[_capnweb.Request]):
-    """A pending ``Request``: await it, or read its fields pipelined.
-
-    A Fetch API ``Request`` by value: URL, method, headers, an optional body.
-
-    ``extra`` keeps any other ``RequestInit`` fields a peer sent (e.g. ``redirect``).
-    """
-
-    __slots__ = ()
-    _result_type = _capnweb.Request
-
-    @property
-    def url(self) -> _capnweb_typed.TypedPromise[str]:
-        return self._rpc_get(_capnweb_typed.TypedPromise, "url")
-
-    @property
-    def method(self) -> _capnweb_typed.TypedPromise[str]:
-        return self._rpc_get(_capnweb_typed.TypedPromise, "method")
-
-    @property
-    def headers(self) -> _capnweb_typed.TypedPromise[_capnweb.Headers]:
-        return self._rpc_get(_capnweb_typed.TypedPromise, "headers")
-
-    @property
-    def body(
-        self,
-    ) -> _capnweb_typed.TypedPromise[
-        str | _builtins.bytes | _collections_abc.AsyncIterable[_builtins.bytes] | None
-    ]:
-        return self._rpc_get(_capnweb_typed.TypedPromise, "body")
-
-    @property
-    def extra(self) -> _capnweb_typed.TypedPromise[dict[str, _typing.Any]]:
-        return self._rpc_get(_capnweb_typed.TypedPromise, "extra")
-
-
 class ResponseInfoPromise(_capnweb_typed.TypedPromise[_examples_interop_contract.ResponseInfo]):
     """A pending ``ResponseInfo``: await it, or read its fields pipelined.
 
@@ -544,40 +478,6 @@ class ResponseInfoPromise(_capnweb_typed.TypedPromise[_examples_interop_contract
     @property
     def body(self) -> _capnweb_typed.TypedPromise[str | None]:
         return self._rpc_get(_capnweb_typed.TypedPromise, "body")
-
-
-class ResponsePromise(_capnweb_typed.TypedPromise[_capnweb.Response]):
-    """A pending ``Response``: await it, or read its fields pipelined.
-
-    A Fetch API ``Response`` by value: body, status, status text and headers.
-    """
-
-    __slots__ = ()
-    _result_type = _capnweb.Response
-
-    @property
-    def body(
-        self,
-    ) -> _capnweb_typed.TypedPromise[
-        str | _builtins.bytes | _collections_abc.AsyncIterable[_builtins.bytes] | None
-    ]:
-        return self._rpc_get(_capnweb_typed.TypedPromise, "body")
-
-    @property
-    def status(self) -> _capnweb_typed.TypedPromise[int]:
-        return self._rpc_get(_capnweb_typed.TypedPromise, "status")
-
-    @property
-    def status_text(self) -> _capnweb_typed.TypedPromise[str]:
-        return self._rpc_get(_capnweb_typed.TypedPromise, "status_text")
-
-    @property
-    def headers(self) -> _capnweb_typed.TypedPromise[_capnweb.Headers]:
-        return self._rpc_get(_capnweb_typed.TypedPromise, "headers")
-
-    @property
-    def extra(self) -> _capnweb_typed.TypedPromise[dict[str, _typing.Any]]:
-        return self._rpc_get(_capnweb_typed.TypedPromise, "extra")
 
 
 class SessionStatsPromise(_capnweb_typed.TypedPromise[_examples_interop_contract.SessionStats]):

@@ -11,16 +11,6 @@
 
 import type { RpcTarget } from "capnweb";
 
-/**
- * A JavaScript `Blob`: immutable bytes and a MIME type (`""` when unknown).
- *
- * It travels through a pipe, as the reference sends it; the receiver gets it whole.
- */
-export interface Blob {
-  data: Uint8Array;
-  type: string;
-}
-
 /** `blobInfo`'s answer. */
 export interface BlobInfo {
   size: number;
@@ -54,34 +44,12 @@ export interface Digest {
   adler32: number;
 }
 
-/**
- * A Fetch API `Request` by value: URL, method, headers, an optional body.
- *
- * `extra` keeps any other `RequestInit` fields a peer sent (e.g. `redirect`).
- */
-export interface Request {
-  url: string;
-  method: string;
-  headers: Headers;
-  body: string | Uint8Array | unknown | null;
-  extra: Record<string, unknown>;
-}
-
 /** `echoRequest`'s answer: headers sorted, body as text. */
 export interface RequestInfo {
   method: string;
   url: string;
   headers: Array<string[]>;
   body: string | null;
-}
-
-/** A Fetch API `Response` by value: body, status, status text and headers. */
-export interface Response {
-  body: string | Uint8Array | unknown | null;
-  status: number;
-  status_text: string;
-  headers: Headers;
-  extra: Record<string, unknown>;
 }
 
 /** `describeResponse`'s answer: headers sorted, body as text. */
@@ -145,23 +113,23 @@ export interface TestTarget extends RpcTarget {
   /** How many Counters of session `session_id` (default: this one) are alive. */
   getLiveCounters(session_id?: string | null): number;
   /** A stream of the numbers `0..n-1`, generated on demand. */
-  streamNumbers(n: number): unknown;
+  streamNumbers(n: number): ReadableStream<number>;
   /** `total` bytes in chunks of `chunk`; byte `i` is `i % 251`. */
-  streamBytes(total: number, chunk: number): unknown;
+  streamBytes(total: number, chunk: number): ReadableStream<Uint8Array>;
   /** The latest stream of session `session_id` (default: this one). */
   streamStatus(session_id?: string | null): StreamStatus;
   /** `0..n-1`, then the stream fails with `Error(message)`. */
-  failingStream(n: number, message: string): unknown;
+  failingStream(n: number, message: string): ReadableStream<number>;
   /** The sum of a stream of numbers. */
-  sumStream(readable: unknown): number;
+  sumStream(readable: ReadableStream<number>): number;
   /** Length, byte sum and Adler-32 of a byte stream, read after `delay_ms`. */
-  digestStream(readable: unknown, delay_ms?: number): Digest;
+  digestStream(readable: ReadableStream<Uint8Array>, delay_ms?: number): Digest;
   /** The same chunks, read as the caller reads. */
-  echoStream(readable: unknown): unknown;
+  echoStream(readable: ReadableStream<unknown>): ReadableStream<unknown>;
   /** Writes `0..n-1` into `writable`, closes it, returns `n`. */
-  writeNumbers(writable: unknown, n: number): number;
+  writeNumbers(writable: WritableStream<number>, n: number): number;
   /** Aborts `writable` with `Error(reason)`. */
-  abortWritable(writable: unknown, reason: string): null;
+  abortWritable(writable: WritableStream<unknown>, reason: string): null;
   /** The same Blob. */
   echoBlob(blob: Blob): Blob;
   /** Its size and type. */
