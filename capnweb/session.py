@@ -411,6 +411,7 @@ class Session:
         "_next_in",
         "_on_send_error",
         "_pull_count",
+        "_pumps",
         "_reader",
         "_ready",
         "_stream_account",
@@ -446,10 +447,12 @@ class Session:
         self._broken: dict[int, BrokenCallback] = {}
         self._broken_seq = 0
         self._acks: dict[int, Callable[[BaseException | None], None]] = {}  # our stream calls
+        self._pumps: set[asyncio.Task[None]] | None = None  # the streams this session sends
         self._stream_account: _Account | None = None
         self._building: Payload | None = None
         self._encoding: _Encoding | None = None
-        self._ready: list[tuple[int, _Export]] | None = None  # resolved exports to answer
+        # settled exports to answer: (id, entry, value or error)
+        self._ready: list[tuple[int, _Export, Payload | BaseException]] | None = None
         self.tasks: set[asyncio.Task[Any]] | None = None  # started for the peer (_tasks.py)
         self.map_work = 0  # instructions the running maps of received messages may apply
         self._map_budget: MapBudget | None = None  # that of the message being handled
@@ -545,6 +548,9 @@ class Session:
                 done(error)
             except Exception:
                 log.exception("error failing a stream write")
+        pumps, self._pumps = self._pumps, None
+        for task in pumps or ():  # a source waiting for its next chunk is closed now too
+            task.cancel()
         broken, self._broken = self._broken, {}
         for cb in broken.values():
             try:
@@ -923,6 +929,11 @@ class Session:
         entry = self._imports[pipe_id] = _Import(self, pipe_id, False)
         writer = RemoteWriter(self, ImportHook(entry, False))
         task = spawn(pump(it, writer))
+        pumps = self._pumps
+        if pumps is None:
+            pumps = self._pumps = set()
+        pumps.add(task)
+        task.add_done_callback(pumps.discard)
         if self._encoding is not None:
             self._encoding.pipes.append((task, writer))
         return ["readable", pipe_id]
@@ -1053,19 +1064,24 @@ class Session:
             return
         entry.pulling = True
         hook = entry.hook
-        if type(hook) is ValueHook:
+        t = type(hook)
+        if t is ValueHook or t is ErrorHook:
+            # settled already (a sync method's result or error, a stream write answered)
+            answer: Payload | BaseException = (
+                hook.payload if t is ValueHook else hook.error  # type: ignore[attr-defined]
+            )
             if now:
                 # Pulled and resolved already (a sync method's result): answer before the
                 # next message is read, as the reference does, without a task and a loop turn.
-                self._answer(export_id, entry, hook.payload)
+                self._answer(export_id, entry, answer)
                 return
-            # Resolved already, but introduced by a message being encoded: answered after
-            # it, in order, a bounded number per loop turn (a result may hold thousands).
+            # Resolved already, but introduced by a message being encoded (or a stream write):
+            # answered after it, in order, a bounded number per loop turn.
             self._pull_count += 1
             ready = self._ready
             if ready is None:
                 ready = self._ready = []
-            ready.append((export_id, entry))
+            ready.append((export_id, entry, answer))
             if len(ready) == 1:
                 asyncio.get_running_loop().call_soon(self._answer_ready)
             return
@@ -1078,9 +1094,9 @@ class Session:
         batch = ready[:READY_PER_TURN]
         del ready[:READY_PER_TURN]
         try:
-            for export_id, entry in batch:
+            for export_id, entry, answer in batch:
                 if self._aborted is None:
-                    self._answer(export_id, entry, entry.hook.payload)  # type: ignore[attr-defined]
+                    self._answer(export_id, entry, answer)
                 self._pull_count -= 1
         finally:
             if ready:

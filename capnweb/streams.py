@@ -43,7 +43,8 @@ T_contra = TypeVar("T_contra", contravariant=True)
 
 READ_AHEAD: Final = 1_048_576
 """Bytes of received chunks acknowledged before the reader has taken them (so a fast reader
-is never starved by a round trip); past it, a write is acknowledged when its chunk is read."""
+is never starved by a round trip); past it, a write is acknowledged when its chunk is read or
+when the reader has taken enough for it to fit again."""
 
 _OPEN, _CLOSED, _ERRORED, _CANCELLED = 0, 1, 2, 3
 
@@ -61,6 +62,7 @@ class _Pipe:
 
     __slots__ = (
         "account",
+        "acked",
         "buffered",
         "error",
         "items",
@@ -68,6 +70,7 @@ class _Pipe:
         "read_ahead",
         "state",
         "waiter",
+        "waiting",
     )
 
     def __init__(
@@ -77,6 +80,10 @@ class _Pipe:
         self.items: deque[tuple[Any, int, asyncio.Future[Hook] | None, Payload | None]] = deque()
         self.buffered = 0
         self.read_ahead = read_ahead
+        self.acked = 0  # bytes of queued chunks acknowledged before being read
+        # the acknowledgements held back, oldest first: each goes once its chunk is read, or
+        # earlier, as soon as the read-ahead has room for it again
+        self.waiting: deque[tuple[int, asyncio.Future[Hook]]] = deque()
         self.limit = limit  # 0: no hard limit (a local writer waits for the reader instead)
         self.account = account
         self.state = _OPEN
@@ -113,8 +120,11 @@ class _Pipe:
         if self.account is not None:
             self.account.total += size
         ack: asyncio.Future[Hook] | None = None
-        if self.buffered > self.read_ahead:
+        if not self.waiting and self.acked + size <= self.read_ahead:
+            self.acked += size
+        else:
             ack = asyncio.get_running_loop().create_future()
+            self.waiting.append((size, ack))
         self.items.append((chunk, size, ack, payload))
         self._wake()
         return ack
@@ -149,6 +159,8 @@ class _Pipe:
 
     def _drop(self, error: BaseException) -> None:
         items, self.items = self.items, deque()
+        self.acked = 0
+        self.waiting.clear()
         for _, size, ack, payload in items:
             self._account(size)
             if ack is not None and not ack.done():
@@ -174,12 +186,27 @@ class _Pipe:
                 break
             if self.state == _CLOSED:
                 raise StopAsyncIteration
+            if self.waiter is not None and not self.waiter.done():
+                # one reader at a time (a second one would take the first one's wake-up)
+                raise RuntimeError("This stream is already being read by another task.")
             waiter = self.waiter = asyncio.get_running_loop().create_future()
             await waiter
         chunk, size, ack, payload = self.items.popleft()
         self._account(size)
-        if ack is not None and not ack.done():
-            ack.set_result(_acked())
+        waiting = self.waiting
+        if ack is not None and waiting and waiting[0][1] is ack:  # held back until now
+            waiting.popleft()
+            if not ack.done():
+                ack.set_result(_acked())
+        else:
+            self.acked -= size
+        # the read-ahead has room again: acknowledge the writes held back that fit in it, so
+        # the writer goes on while the reader takes what was acknowledged
+        while waiting and self.acked + waiting[0][0] <= self.read_ahead:
+            size, ack = waiting.popleft()
+            self.acked += size
+            if not ack.done():
+                ack.set_result(_acked())
         if payload is not None:
             if payload.has_promises:
                 await payload.substitute()
@@ -315,13 +342,16 @@ def pipe(read_ahead: int = 65_536) -> tuple[ReadableStream[Any], WritableStream[
 
 
 class _SinkState:
-    __slots__ = ("closed", "pipe", "queue", "refs", "runner", "sink")
+    __slots__ = ("closed", "failed", "pipe", "queue", "refs", "runner", "sink")
 
     def __init__(self, sink: WritableStream[Any] | None, pipe: _Pipe | None) -> None:
         self.sink = sink
         self.pipe = pipe
         self.refs = 1
         self.closed = False
+        # why later calls fail: a call failed, or the stream was closed or aborted (kept
+        # here, not in a runner: a runner ends whenever the queue is empty)
+        self.failed: BaseException | None = None
         self.queue: deque[tuple[str, Payload, asyncio.Future[Hook]]] = deque()
         self.runner: asyncio.Task[None] | None = None
 
@@ -434,16 +464,18 @@ def _pipe_call(pipe: _Pipe, method: str, args: Payload) -> Hook:
 
 async def _run_sink(state: _SinkState) -> None:
     """Apply the queued calls to a local WritableStream one at a time, in order; after a
-    failure, the later calls fail with the same error."""
+    failure, the later calls fail with the same error, and after a close or an abort, with
+    "closed"."""
     sink = state.sink
     assert sink is not None
-    failed: BaseException | None = None
     try:
         while state.queue:
             method, args, fut = state.queue.popleft()
+            failed = state.failed
             if failed is not None:
                 args.dispose()
-                fut.set_exception(failed)
+                if not fut.done():
+                    fut.set_exception(_bare(failed))
                 continue
             try:
                 if args.has_promises:
@@ -456,21 +488,30 @@ async def _run_sink(state: _SinkState) -> None:
                 else:
                     await sink.abort(_error_of(arg, "The stream was aborted."))
             except Exception as e:
-                failed = e
+                state.failed = e
                 if not fut.done():
                     fut.set_exception(e)
+            except asyncio.CancelledError:
+                state.failed = state.failed or RpcError("The stream was cancelled.")
+                if not fut.done():
+                    fut.set_exception(state.failed)
+                raise
             else:
+                if method != "write":
+                    state.failed = RpcError("Cannot write to a closed stream.")
                 if not fut.done():
                     fut.set_result(_acked())
             finally:
                 args.hand_over()
     finally:
         state.runner = None
-        for _, args, fut in state.queue:  # cancelled: fail what is left
-            args.dispose()
-            if not fut.done():
-                fut.set_exception(failed or RpcError("The stream was cancelled."))
-        state.queue.clear()
+        if state.queue:  # cancelled: fail what is left
+            failed = state.failed = state.failed or RpcError("The stream was cancelled.")
+            for _, args, fut in state.queue:
+                args.dispose()
+                if not fut.done():
+                    fut.set_exception(_bare(failed))
+            state.queue.clear()
 
 
 # --------------------------------------------------------------------------------------------
