@@ -225,6 +225,19 @@ class _Account:
         self.total = 0
 
 
+CHUNK_OVERHEAD: Final = 128
+"""Bytes a queued chunk costs beyond its own estimated size (its Python objects): what the
+read-ahead and ``max_stream_buffer`` count, so many tiny chunks are bounded too."""
+
+WRITES_PER_TURN: Final = 64
+"""Writes a stream sends before letting the event loop run other work (a source that never
+waits could otherwise send a whole window of small chunks in one turn)."""
+
+
+def _held_size(chunk: Any) -> int:
+    return estimate_size(chunk) + CHUNK_OVERHEAD
+
+
 def _bare(error: BaseException) -> BaseException:
     """``error`` without the frames of its earlier raises: a stream's error is raised again
     for every later write and read, and each raise would keep the frames (and the chunks in
@@ -316,7 +329,7 @@ class _PipeWriter(WritableStream[Any]):
         self._pipe = pipe
 
     async def write(self, chunk: Any) -> None:
-        ack = self._pipe.offer(chunk, estimate_size(chunk), None)
+        ack = self._pipe.offer(chunk, _held_size(chunk), None)
         if ack is not None:
             (await ack).dispose()
 
@@ -449,7 +462,7 @@ def _pipe_call(pipe: _Pipe, method: str, args: Payload) -> Hook:
     try:
         if method == "write":
             chunk = _first_arg(args)
-            ack = pipe.offer(chunk, estimate_size(chunk), args)
+            ack = pipe.offer(chunk, _held_size(chunk), args)
             return _acked() if ack is None else PromiseHook(ack)
         reason = _first_arg(args)
         args.dispose()
@@ -643,6 +656,7 @@ def claim(source: Any) -> AsyncIterator[Any]:
 async def pump(it: AsyncIterator[Any], writer: RemoteWriter) -> None:
     """Write ``it``'s chunks into ``writer``, then close it; a source error aborts it, and a
     failed write (the reader cancelled, the session ended) stops the source."""
+    turn = 0
     try:
         while True:
             try:
@@ -654,10 +668,16 @@ async def pump(it: AsyncIterator[Any], writer: RemoteWriter) -> None:
                 return
             try:
                 await writer.write(chunk)
-            except Exception:
+            except Exception as e:
+                if writer._error is None:  # not refused by the peer: the chunk cannot be sent
+                    writer.abort_now(e)
                 await _close_source(it)
                 return
             del chunk
+            turn += 1
+            if turn == WRITES_PER_TURN:
+                turn = 0
+                await asyncio.sleep(0)
         try:
             await writer.close()
         except Exception:

@@ -58,6 +58,24 @@ async def test_a_source_error_fails_the_call_reading_it() -> None:
         await pair.assert_clean()
 
 
+async def test_a_chunk_that_cannot_be_sent_fails_the_stream_with_its_error() -> None:
+    closed = asyncio.Event()
+
+    async def source() -> AsyncIterator[Any]:
+        try:
+            yield 1
+            yield object()  # not a wire value
+            yield 2
+        finally:
+            closed.set()
+
+    async with SessionPair(Api()) as pair:
+        with pytest.raises(RpcTypeError, match=r"^Cannot serialize value of type object"):
+            await pair.main.collect(source())
+        assert closed.is_set()
+        await pair.assert_clean()
+
+
 async def test_a_reader_that_cancels_closes_the_producer() -> None:
     api = Api()
     async with SessionPair(api) as pair:
