@@ -70,12 +70,11 @@ class RunnerOutcome:
         return f"runner {status}; stderr tail:\n{self.stderr_tail}"
 
 
-def run_client(url: str, transport: str) -> RunnerOutcome:
-    """Runs every scenario of ``transport`` against ``url``; never raises for runner failures."""
+def run_client(url: str, transport: str, jobs: int = RUNNER_JOBS) -> RunnerOutcome:
+    """Runs every scenario of ``transport`` against ``url``, ``jobs`` at a time; never raises
+    for runner failures."""
     proc = subprocess.Popen(
-        node_command(
-            "client.mjs", "--url", url, "--transport", transport, "--jobs", str(RUNNER_JOBS)
-        ),
+        node_command("client.mjs", "--url", url, "--transport", transport, "--jobs", str(jobs)),
         cwd=JS_DIR,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
