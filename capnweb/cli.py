@@ -36,7 +36,7 @@ import socket
 import ssl
 import sys
 import traceback
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterable, Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -510,6 +510,8 @@ def to_json(value: Any) -> Any:
         return None if value.ms is None else {"$date": value.ms}
     if isinstance(value, capnweb.Headers):
         return [list(pair) for pair in value]
+    if isinstance(value, capnweb.Blob):
+        return {"$blob": base64.b64encode(value.data).decode("ascii"), "$type": value.type}
     if isinstance(value, capnweb.RpcStub):
         value.dispose()
         return {"$capability": True}
@@ -569,16 +571,26 @@ def _run_call(args: argparse.Namespace) -> int:
     if context is not None:
         options["ssl"] = context
     result = asyncio.run(_call(args.url, steps, options, args.timeout or None))
-    indent = None if args.compact else 2
-    text = json.dumps(result, indent=indent, ensure_ascii=False) + "\n"
+    if result is not _STREAMED:
+        _print_json(result, None if args.compact else 2)
+    return 0
+
+
+def _print_json(value: Any, indent: int | None) -> None:
+    text = json.dumps(value, indent=indent, ensure_ascii=False) + "\n"
     # JSON is UTF-8; a lone surrogate becomes its \\uXXXX escape, still valid JSON
     sys.stdout.buffer.write(text.encode("utf-8", "backslashreplace"))
     sys.stdout.flush()
-    return 0
+
+
+_STREAMED: Any = object()
+"""What ``_call`` returns once it has printed a stream's chunks itself."""
 
 
 async def _call(url: str, steps: list[Step], options: dict[str, Any], timeout: float | None) -> Any:
     import capnweb
+
+    from ._codec import WireReadable  # received streams, checked ones included
 
     limit = asyncio.timeout(timeout)
     try:
@@ -586,7 +598,14 @@ async def _call(url: str, steps: list[Step], options: dict[str, Any], timeout: f
             current: Any = api
             for kind, value in steps:
                 current = current[value] if kind == "get" else current(*value)
-            return to_json(await current)
+            result = await current
+            if not isinstance(result, WireReadable):
+                return to_json(result)
+            limit.reschedule(None)  # the timeout is for the answer; a stream runs to its end
+            stream: AsyncIterable[Any] = result  # type: ignore[assignment]
+            async for chunk in stream:  # one JSON line per chunk, as it arrives
+                _print_json(to_json(chunk), None)
+            return _STREAMED
     except TimeoutError:
         if limit.expired():
             raise Failure(f"no answer from {url} within {timeout:g} s") from None

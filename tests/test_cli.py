@@ -233,6 +233,16 @@ def test_a_remote_error_is_printed_with_its_name_and_exits_1(interop_url: str, s
     assert (done.returncode, done.stderr) == (1, "error: MyError: boom\n")
 
 
+def test_a_stream_result_is_printed_one_json_line_per_chunk(interop_url: str) -> None:
+    url = f"ws://{interop_url}"
+    done = call(url, "streamNumbers(3)")
+    assert (done.returncode, done.stdout) == (0, "0\n1\n2\n")
+    assert call(url, "streamBytes(3, 2)").stdout == '{"$bytes": "AAE="}\n{"$bytes": "Ag=="}\n'
+    failed = call(url, "failingStream(2, 'kaput')")
+    assert (failed.returncode, failed.stdout) == (1, "0\n1\n")
+    assert failed.stderr == "error: Error: kaput\n"
+
+
 def test_a_call_that_takes_too_long_fails_at_the_timeout(interop_url: str) -> None:
     started_at = time.monotonic()
     done = call(f"ws://{interop_url}", "delayedEcho(10000, 1)", "--timeout", "0.5")
