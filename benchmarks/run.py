@@ -1,11 +1,12 @@
 """Runs the benchmark suite: this project and the TypeScript reference, same run, same machine.
 
 Usage: python benchmarks/run.py [--quick | --smoke] [--pairs py-py,ts-ts,py-ts,ts-py]
-           [--workloads NAME,...] [--runs N] [--loop auto|asyncio|uvloop] [--out PATH]
-           [--budget SECONDS]
+           [--workloads NAME,...|streams] [--full-streams] [--runs N]
+           [--loop auto|asyncio|uvloop] [--out PATH] [--budget SECONDS]
 
 A *pair* is ``client-server``: ``py`` is this project (``benchmarks/workloads.py`` and
-``benchmarks/server.py``), ``ts`` the official capnweb package (``benchmarks/js/``). Every
+``benchmarks/server.py``; the stream workloads: ``benchmarks/streams.py``), ``ts`` the official
+capnweb package (``benchmarks/js/``: ``client.mjs`` and ``server.mjs``, ``streams.mjs``). Every
 figure is the median of ``--runs`` measured runs (after ``--warmup`` runs) of one client process
 per pair; the pairs' clients take their runs in turn (run 1 of every pair, then run 2, ...), so
 a slow minute of a shared machine falls on all of them. Servers listen on 127.0.0.1 (free
@@ -50,6 +51,8 @@ class Workload:
     fresh_server: bool = False  # a new server process for every run (memory figures)
     pairs: tuple[str, ...] = PAIRS
     server: bool = True
+    program: str = "rpc"  # "rpc": workloads.py / server.py; "streams": streams.py (and .mjs)
+    runs: int | None = None  # at most this many measured runs (None: --runs)
 
     @property
     def label(self) -> str:
@@ -68,6 +71,11 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "raw_concurrent": {"n": 10000},
         "mem_exports": {"n": 10000},
         "mem_sessions": {"n": 10000},
+        "stream_download": {"bytes": 16 << 20, "chunk": 64 << 10},
+        "stream_upload": {"bytes": 16 << 20, "chunk": 64 << 10},
+        "stream_objects": {"n": 20000},
+        # 1 GiB offered, read at 32 MB/s for 5 s, then cancelled
+        "stream_slow": {"bytes": 1 << 30, "chunk": 64 << 10, "rate_mb_s": 32, "seconds": 5},
     },
     "quick": {
         "sequential": {"n": 500},
@@ -80,6 +88,10 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "raw_concurrent": {"n": 2000},
         "mem_exports": {"n": 2000},
         "mem_sessions": {"n": 1000},
+        "stream_download": {"bytes": 8 << 20, "chunk": 64 << 10},
+        "stream_upload": {"bytes": 8 << 20, "chunk": 64 << 10},
+        "stream_objects": {"n": 10000},
+        "stream_slow": {"bytes": 1 << 30, "chunk": 64 << 10, "rate_mb_s": 32, "seconds": 3},
     },
     "smoke": {
         "sequential": {"n": 3},
@@ -92,15 +104,38 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "raw_concurrent": {"n": 5},
         "mem_exports": {"n": 5},
         "mem_sessions": {"n": 3},
+        "stream_download": {"bytes": 256 << 10, "chunk": 64 << 10},
+        "stream_upload": {"bytes": 256 << 10, "chunk": 64 << 10},
+        "stream_objects": {"n": 100},
+        "stream_slow": {
+            "bytes": 1 << 20,
+            "chunk": 64 << 10,
+            "rate_mb_s": 32,
+            "seconds": 1,
+            "sample_s": 0.01,
+        },
     },
 }
+
+FULL_STREAMS: dict[str, dict[str, Any]] = {
+    "stream_download": {"bytes": 64 << 20, "chunk": 64 << 10},
+    "stream_upload": {"bytes": 64 << 20, "chunk": 64 << 10},
+    "stream_objects": {"n": 100_000},
+    # the whole GiB, read at 32 MB/s (34 s); cancelled after 50 s if it is not through by then
+    "stream_slow": {"bytes": 1 << 30, "chunk": 64 << 10, "rate_mb_s": 32, "seconds": 50},
+}
+"""The stream workloads' sizes with ``--full-streams``: 64 MiB each way in 64 KiB chunks,
+100,000 object chunks, and a 1 GiB stream read through by the slow consumer."""
+STREAM_WORKLOADS = ("stream_download", "stream_upload", "stream_objects", "stream_slow")
 
 CODEC_MESSAGES = ("call_args", "user", "mixed", "payload")
 SAME_LANGUAGE = ("py-py", "ts-ts")
 
 
-def workloads(size: str) -> list[Workload]:
-    s = SIZES[size]
+def workloads(size: str, full_streams: bool = False) -> list[Workload]:
+    s = dict(SIZES[size])
+    if full_streams:
+        s |= FULL_STREAMS
     cpu = (("client_cpu_us", "lower"), ("server_cpu_us", "lower"))
     latency = (("calls_per_s", "higher"), ("p50_us", "lower"), ("p99_us", "lower"), *cpu)
     codec_metrics: list[tuple[str, str]] = []
@@ -175,6 +210,49 @@ def workloads(size: str) -> list[Workload]:
             fresh_server=True,
             pairs=SAME_LANGUAGE,
         ),
+        *stream_workloads(s),
+    ]
+
+
+def stream_workloads(s: dict[str, dict[str, Any]]) -> list[Workload]:
+    """The stream workloads (``benchmarks/streams.py``, ``benchmarks/js/streams.mjs``)."""
+    per_mb = (("client_cpu_ms_per_mb", "lower"), ("server_cpu_ms_per_mb", "lower"))
+    cpu = (("client_cpu_us", "lower"), ("server_cpu_us", "lower"))
+    slow = (
+        ("producer_peak_growth_mb", "lower"),
+        ("producer_baseline_mb", "lower"),
+        ("ahead_mb", "lower"),
+        ("consumer_peak_growth_mb", "lower"),
+        ("read_mb", "higher"),
+        ("read_mb_s", "higher"),
+    )
+    streams = "streams"
+    return [
+        Workload(
+            "stream_download",
+            "ws",
+            s["stream_download"],
+            (("mb_per_s", "higher"), *per_mb),
+            program=streams,
+        ),
+        Workload(
+            "stream_upload",
+            "ws",
+            s["stream_upload"],
+            (("mb_per_s", "higher"), *per_mb),
+            program=streams,
+        ),
+        Workload(
+            "stream_objects",
+            "ws",
+            s["stream_objects"],
+            (("chunks_per_s", "higher"), *cpu),
+            program=streams,
+        ),
+        # a fresh producer (server) per run, for its RSS; one run (a memory figure, not a speed)
+        Workload(
+            "stream_slow", "ws", s["stream_slow"], slow, fresh_server=True, program=streams, runs=1
+        ),
     ]
 
 
@@ -217,7 +295,19 @@ PIN: list[str] = []
 """Prefix of every server and client command: ``taskset -c N`` with ``--cpu N``, else empty."""
 
 
-def server_command(lang: str, loop: str) -> tuple[list[str], Path]:
+def server_command(lang: str, loop: str, program: str = "rpc") -> tuple[list[str], Path]:
+    if program == "streams":
+        if lang == "py":
+            return [*PIN, python(), str(BENCH / "streams.py"), "--serve", "--loop", loop], ROOT
+        return [
+            *PIN,
+            "node",
+            "--expose-gc",
+            "--import",
+            "./setup.mjs",
+            "streams.mjs",
+            "--serve",
+        ], JS
     if lang == "py":
         return [*PIN, python(), str(BENCH / "server.py"), "--loop", loop], ROOT
     return [*PIN, "node", "--expose-gc", "--import", "./setup.mjs", "server.mjs"], JS
@@ -227,10 +317,14 @@ def client_command(
     lang: str, loop: str, w: Workload, srv: Server | None, *extra: str
 ) -> tuple[list[str], Path]:
     """The command line running workload ``w`` against ``srv``, and its directory."""
+    streams = w.program == "streams"
     if lang == "py":
-        argv, cwd = [*PIN, python(), str(BENCH / "workloads.py"), "--loop", loop], ROOT
+        script = BENCH / ("streams.py" if streams else "workloads.py")
+        argv, cwd = [*PIN, python(), str(script), "--loop", loop], ROOT
     else:
-        argv, cwd = [*PIN, "node", "--import", "./setup.mjs", "client.mjs"], JS
+        node = ["node", "--expose-gc"] if streams else ["node"]
+        argv = [*PIN, *node, "--import", "./setup.mjs", "streams.mjs" if streams else "client.mjs"]
+        cwd = JS
     argv += ["--workload", w.name, "--params", json.dumps(w.params), *extra]
     if w.transport != "-":
         argv += ["--transport", w.transport]
@@ -263,9 +357,9 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def server(lang: str, loop: str) -> Iterator[Server]:
+def server(lang: str, loop: str, program: str = "rpc") -> Iterator[Server]:
     """A benchmark server of language ``lang`` on free ports, stopped when the block ends."""
-    proc = popen(*server_command(lang, loop), subprocess.DEVNULL, subprocess.DEVNULL)
+    proc = popen(*server_command(lang, loop, program), subprocess.DEVNULL, subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + SERVER_START_S
         line = ""
@@ -393,15 +487,15 @@ def measure(
         for metric, better in w.metrics:
             rows[(w.label, w.transport, metric)] = Row(w.name, w.transport, metric, better)
     deadline = time.monotonic() + budget
-    shared: dict[str, Server] = {}
+    shared: dict[tuple[str, str], Server] = {}
     stack: list[Any] = []
 
-    def shared_server(lang: str) -> Server:
-        if lang not in shared:
-            cm = server(lang, loop)
-            shared[lang] = cm.__enter__()
+    def shared_server(lang: str, program: str) -> Server:
+        if (lang, program) not in shared:
+            cm = server(lang, loop, program)
+            shared[(lang, program)] = cm.__enter__()
             stack.append(cm)
-        return shared[lang]
+        return shared[(lang, program)]
 
     def record(w: Workload, pair: str, got: list[dict[str, float]]) -> None:
         for metric, _ in w.metrics:
@@ -415,6 +509,7 @@ def measure(
     try:
         for w in ws:
             pairs_here = [p for p in pairs if p in w.pairs]
+            w_runs = min(runs, w.runs) if w.runs else runs
             if time.monotonic() > deadline:
                 for pair in pairs_here:
                     _record_error(rows, w, pair, "skipped: time budget exhausted")
@@ -424,9 +519,9 @@ def measure(
                 for pair in pairs_here:
                     client, server_lang = pair.split("-")
                     try:
-                        for _ in range(runs):
+                        for _ in range(w_runs):
                             left = max(5.0, deadline - time.monotonic())
-                            with server(server_lang, loop) as srv:
+                            with server(server_lang, loop, w.program) as srv:
                                 record(w, pair, run_client(client, loop, w, srv, 1, 0, left))
                     except Exception as e:  # one failure must not lose the rest of the table
                         fail(w, pair, e)
@@ -436,14 +531,14 @@ def measure(
                 for pair in pairs_here:
                     client, server_lang = pair.split("-")
                     try:
-                        target = shared_server(server_lang) if w.server else None
+                        target = shared_server(server_lang, w.program) if w.server else None
                         clients[pair] = GatedClient(client, loop, w, target)
                         for _ in range(warmup):
                             clients[pair].run(min(timeout, max(5.0, deadline - time.monotonic())))
                     except Exception as e:
                         fail(w, pair, e)
                         clients.pop(pair, None)
-                for _ in range(runs):
+                for _ in range(w_runs):
                     for pair, c in list(clients.items()):
                         try:
                             left = max(5.0, deadline - time.monotonic())
@@ -537,7 +632,17 @@ def main() -> int:
     size.add_argument("--quick", action="store_true", help="smaller workloads, 3 runs each")
     size.add_argument("--smoke", action="store_true", help="tiny workloads, 1 run, no warm-up")
     parser.add_argument("--pairs", default=",".join(PAIRS))
-    parser.add_argument("--workloads", default="", help="comma-separated workload names")
+    parser.add_argument(
+        "--workloads",
+        default="",
+        help="comma-separated workload names; 'streams' stands for the four stream workloads",
+    )
+    parser.add_argument(
+        "--full-streams",
+        action="store_true",
+        help="stream workloads at full size: 64 MiB each way, 100,000 object chunks, "
+        "a 1 GiB stream read through by the slow consumer (about 3 more minutes)",
+    )
     parser.add_argument("--runs", type=int, default=None, help="measured runs (default 3)")
     parser.add_argument(
         "--loop",
@@ -573,14 +678,20 @@ def main() -> int:
     unknown = set(pairs) - set(PAIRS)
     if unknown:
         parser.error(f"unknown pairs: {sorted(unknown)}")
-    ws = workloads(size_name)
+    ws = workloads(size_name, full_streams=args.full_streams and not args.smoke)
     if args.workloads:
         wanted = set(args.workloads.split(","))
+        if "streams" in wanted:
+            wanted |= set(STREAM_WORKLOADS)
         ws = [w for w in ws if w.name in wanted]
 
     started = time.time()
     load_start = os.getloadavg()
-    print(f"capnweb benchmarks ({size_name}, {runs} runs, loop={args.loop})", file=sys.stderr)
+    streams_size = "full" if args.full_streams and not args.smoke else size_name
+    print(
+        f"capnweb benchmarks ({size_name}, streams {streams_size}, {runs} runs, loop={args.loop})",
+        file=sys.stderr,
+    )
     rows = measure(ws, pairs, runs, warmup, args.loop, args.timeout, args.budget)
     text = table(rows, pairs)
     info = machine()
@@ -588,6 +699,7 @@ def main() -> int:
     info["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     result = {
         "size": size_name,
+        "full_streams": bool(args.full_streams and not args.smoke),
         "runs": runs,
         "loop": args.loop,
         "cpu": args.cpu,
@@ -615,6 +727,9 @@ def main() -> int:
     print()
     print(f"Medians of {runs} run(s); pairs are client-server; py/ts = py-py / ts-ts.")
     print(f"Python event loop: {args.loop}.")
+    capped = [w.label for w in ws if w.runs is not None and w.runs < runs]
+    if capped:
+        print(f"One run per pair: {', '.join(capped)}.")
     if args.cpu is not None:
         print(f"Every process pinned to CPU {args.cpu} (taskset).")
     print(f"Machine: {info['cpus']} CPUs, {info['cpu']}; {info['python']}; node {info['node']}")

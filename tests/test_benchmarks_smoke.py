@@ -70,6 +70,10 @@ def test_every_workload_produces_a_number(tmp_path: Path) -> None:
         "raw_concurrent",
         "mem_exports",
         "mem_sessions",
+        "stream_download",
+        "stream_upload",
+        "stream_objects",
+        "stream_slow",
     }
     transports = {(r["workload"], r["transport"]) for r in rows}
     assert {("sequential", "wt"), ("concurrent", "wt")} <= transports  # WebTransport too

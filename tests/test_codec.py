@@ -601,3 +601,38 @@ def test_received_error_goes_back_unchanged() -> None:
 def test_limits_refuse_values_that_bound_nothing(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="Limits"):
         Limits(**options)
+
+
+# -- base64: pybase64 (the "fast" extra) when installed, else the standard library
+
+
+BASE64_CASES = ["", "AQI", "AQID", "ab==", "abc=", "a", "a===", "ab=c", "a b=", "ab\n==", "é===",
+                "ab==cd==", "====", "ab-_", "AQID\x00", "+/+/"]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", BASE64_CASES)
+def test_the_base64_in_use_decodes_and_refuses_as_the_standard_library(text: str) -> None:
+    import base64
+    import binascii
+
+    from capnweb import _codec
+
+    padded = text + "=" * (-len(text) % 4)
+
+    def outcome(decode: Any) -> Any:
+        try:
+            return decode(padded, validate=True)
+        except (binascii.Error, ValueError):
+            return "refused"
+
+    assert outcome(_codec._b64decode) == outcome(base64.b64decode)
+
+
+def test_the_base64_in_use_encodes_as_the_standard_library() -> None:
+    import base64
+
+    from capnweb import _codec
+
+    for n in range(70):
+        data = bytes(range(n))
+        assert _codec._b64encode(data) == base64.b64encode(data)
