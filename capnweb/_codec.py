@@ -21,6 +21,7 @@ from __future__ import annotations
 import binascii
 import dataclasses
 import enum
+import importlib
 import inspect
 import json
 import math
@@ -385,14 +386,17 @@ def _from_decimal(text: str) -> int:
     return -n if text[0] == "-" else n
 
 
-try:  # pragma: no cover - exercised whichever way the environment is
-    # SIMD base64 (the "fast" extra): some forty times the standard library's speed, which
-    # is most of the cost of a stream of bytes
-    from pybase64 import b64decode as _b64decode
-    from pybase64 import b64encode as _b64encode
-except ImportError:  # pragma: no cover
-    from base64 import b64decode as _b64decode
-    from base64 import b64encode as _b64encode
+def _base64_module() -> Any:
+    """pybase64 (SIMD base64, the "fast" extra: some forty times the standard library's speed,
+    which is most of the cost of a stream of bytes) when installed, else ``base64``."""
+    try:
+        return importlib.import_module("pybase64")
+    except ImportError:  # pragma: no cover - exercised whichever way the environment is
+        return importlib.import_module("base64")
+
+
+_b64decode: Final[Callable[..., bytes]] = _base64_module().b64decode
+_b64encode: Final[Callable[..., bytes]] = _base64_module().b64encode
 
 
 def _b64(data: bytes) -> str:

@@ -46,6 +46,16 @@ READ_AHEAD: Final = 1_048_576
 is never starved by a round trip); past it, a write is acknowledged when its chunk is read or
 when the reader has taken enough for it to fit again."""
 
+READ_AHEAD_CHUNKS: Final = 256
+"""Most chunks acknowledged ahead of the reader: small chunks each count READ_AHEAD divided by
+this in the read-ahead (a stream of numbers is read about as the reference reads it, not
+thousands of chunks ahead)."""
+
+WRITE_COST: Final = 256
+"""What a write counts at least against the window (its message text otherwise): a window
+holds at most about a thousand small writes, each of which costs this side more than its
+text while it waits for its acknowledgement."""
+
 _OPEN, _CLOSED, _ERRORED, _CANCELLED = 0, 1, 2, 3
 
 
@@ -65,6 +75,7 @@ class _Pipe:
         "acked",
         "buffered",
         "error",
+        "floor",
         "items",
         "limit",
         "read_ahead",
@@ -80,7 +91,10 @@ class _Pipe:
         self.items: deque[tuple[Any, int, asyncio.Future[Hook] | None, Payload | None]] = deque()
         self.buffered = 0
         self.read_ahead = read_ahead
-        self.acked = 0  # bytes of queued chunks acknowledged before being read
+        # what a chunk counts at least in the read-ahead: at most READ_AHEAD_CHUNKS chunks
+        # are acknowledged ahead of the reader, however small
+        self.floor = read_ahead // READ_AHEAD_CHUNKS
+        self.acked = 0  # read-ahead taken by queued chunks acknowledged before being read
         # the acknowledgements held back, oldest first: each goes once its chunk is read, or
         # earlier, as soon as the read-ahead has room for it again
         self.waiting: deque[tuple[int, asyncio.Future[Hook]]] = deque()
@@ -120,11 +134,12 @@ class _Pipe:
         if self.account is not None:
             self.account.total += size
         ack: asyncio.Future[Hook] | None = None
-        if not self.waiting and self.acked + size <= self.read_ahead:
-            self.acked += size
+        counted = size if size > self.floor else self.floor
+        if not self.waiting and self.acked + counted <= self.read_ahead:
+            self.acked += counted
         else:
             ack = asyncio.get_running_loop().create_future()
-            self.waiting.append((size, ack))
+            self.waiting.append((counted, ack))
         self.items.append((chunk, size, ack, payload))
         self._wake()
         return ack
@@ -199,7 +214,7 @@ class _Pipe:
             if not ack.done():
                 ack.set_result(_acked())
         else:
-            self.acked -= size
+            self.acked -= size if size > self.floor else self.floor
         # the read-ahead has room again: acknowledge the writes held back that fit in it, so
         # the writer goes on while the reader takes what was acknowledged
         while waiting and self.acked + waiting[0][0] <= self.read_ahead:
@@ -583,7 +598,7 @@ class RemoteWriter(WritableStream[Any]):
                 self._fail(error)
 
         size = self._send("write", chunk, done)
-        token, block = flow.on_send(size)
+        token, block = flow.on_send(size if size > WRITE_COST else WRITE_COST)
         if block and self._error is None:
             fut = asyncio.get_running_loop().create_future()
             self._blocked.append(fut)
