@@ -53,8 +53,9 @@ thousands of chunks ahead)."""
 
 WRITE_COST: Final = 256
 """What a write counts at least against the window (its message text otherwise): a window
-holds at most about a thousand small writes, each of which costs this side more than its
-text while it waits for its acknowledgement."""
+holds at most about a thousand small writes (256 at the smallest window), each of which costs
+this side more than its text while it waits for its acknowledgement. Measured: 100,000 small
+object chunks go faster so (counted at 64 or 128 bytes, or at their text, they go slower)."""
 
 _OPEN, _CLOSED, _ERRORED, _CANCELLED = 0, 1, 2, 3
 
