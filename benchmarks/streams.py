@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # server.py and worklo
 import aiohttp
 from aiohttp import web
 from server import memory  # benchmarks/server.py: VmRSS and VmHWM of this process
-from workloads import run_loop  # benchmarks/workloads.py: asyncio or uvloop
+from workloads import run_gated, run_loop  # benchmarks/workloads.py: the run loop, the event loop
 
 import capnweb
 
@@ -287,19 +287,7 @@ WORKLOADS: dict[str, Callable[[Bench], Awaitable[Result]]] = {
 
 async def run(args: argparse.Namespace) -> list[Result]:
     bench = Bench(args)
-    workload = WORKLOADS[args.workload]
-    results: list[Result] = []
-    loop = asyncio.get_running_loop()
-    for i in range(args.warmup + args.runs):
-        # --gate 1: each run starts on a line from stdin and reports as it ends
-        if args.gate and not await loop.run_in_executor(None, sys.stdin.readline):
-            break
-        result = await workload(bench)
-        if i >= args.warmup:
-            results.append(result)
-        if args.gate:
-            print(json.dumps({"run": result, "warmup": i < args.warmup}), flush=True)
-    return results
+    return await run_gated(args, lambda: WORKLOADS[args.workload](bench))
 
 
 def main() -> None:

@@ -393,15 +393,20 @@ WORKLOADS: dict[str, Callable[[Bench], Awaitable[Result]]] = {
 
 async def run(args: argparse.Namespace) -> list[Result]:
     bench = Bench(args)
-    workload = WORKLOADS[args.workload]
-    results: list[Result] = []
+    return await run_gated(args, lambda: WORKLOADS[args.workload](bench))
+
+
+async def run_gated(args: argparse.Namespace, workload: Callable[[], Awaitable[Any]]) -> list[Any]:
+    """``args.warmup`` then ``args.runs`` runs of ``workload``; the results of the measured
+    ones."""
+    results: list[Any] = []
     loop = asyncio.get_running_loop()
     for i in range(args.warmup + args.runs):
         # --gate 1: each run starts on a line from stdin and reports as it ends, so the suite
         # can take the runs of several clients in turn (see benchmarks/run.py)
         if args.gate and not await loop.run_in_executor(None, sys.stdin.readline):
             break
-        result = await workload(bench)
+        result = await workload()
         if i >= args.warmup:
             results.append(result)
         if args.gate:
