@@ -111,6 +111,22 @@ class Api(RpcTarget):
     def fail(self, message: str) -> None:
         raise ValueError(message)
 
+    def chunks(self, n: int, size: int) -> AsyncIterator[bytes]:
+        async def gen() -> AsyncIterator[bytes]:
+            for i in range(n):
+                yield bytes([i % 251]) * size
+
+        return gen()
+
+    async def total(self, stream: AsyncIterator[int]) -> int:
+        return sum([x async for x in stream])
+
+    async def fill(self, out: capnweb.WritableStream[int], n: int) -> int:
+        for i in range(n):
+            await out.write(i)
+        await out.close()
+        return n
+
     async def slow(self) -> str:
         self.session = current_session()
         self.started.set()
@@ -238,6 +254,40 @@ async def test_disposal_leaves_both_sides_clean(kind: str, certs: Cert) -> None:
         if kind == "wt":
             for proto in _server_protocols(Api.instances[0]):
                 await eventually(lambda p=proto: _clean(p))  # type: ignore[misc]
+
+
+class _Sink(capnweb.WritableStream[int]):
+    def __init__(self) -> None:
+        self.got: list[Any] = []
+
+    async def write(self, chunk: int) -> None:
+        self.got.append(chunk)
+
+    async def close(self) -> None:
+        self.got.append("closed")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_streams_blobs_and_writables_both_ways(kind: str, certs: Cert) -> None:
+    async def source() -> AsyncIterator[int]:
+        for i in range(100):
+            yield i
+
+    async with served(kind, certs) as (_server, connect):
+        conn = connect()
+        api = await conn.open()
+        try:
+            stream = await api.chunks(64, 4096)
+            assert [c async for c in stream] == [bytes([i % 251]) * 4096 for i in range(64)]
+            assert await api.total(source()) == 4950
+            sink = _Sink()
+            assert await api.fill(sink, 3) == 3
+            assert sink.got == [0, 1, 2, "closed"]
+            blob = capnweb.Blob(b"x" * 200_000, "text/plain")
+            assert await api.echo(blob) == blob
+            await eventually(lambda: conn.stats() == CLEAN)
+        finally:
+            await conn.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)
