@@ -551,7 +551,16 @@ class RemoteWriter(WritableStream[Any]):
     """A WritableStream on the peer; calls go out as ``["stream", ...]`` messages, with at
     most one flow-control window of writes unacknowledged."""
 
-    __slots__ = ("_blocked", "_error", "_flow", "_released", "_session", "_stub")
+    __slots__ = (
+        "_blocked",
+        "_drained",
+        "_error",
+        "_flow",
+        "_released",
+        "_session",
+        "_stub",
+        "_unacked",
+    )
 
     def __init__(self, session: Session, hook: Hook) -> None:
         self._session = session
@@ -559,6 +568,8 @@ class RemoteWriter(WritableStream[Any]):
         self._flow = FlowController()
         self._error: BaseException | None = None
         self._blocked: list[asyncio.Future[None]] = []
+        self._unacked = 0  # writes sent and not yet answered
+        self._drained: list[asyncio.Future[None]] = []
         self._released = False
 
     def _release(self) -> None:
@@ -574,6 +585,21 @@ class RemoteWriter(WritableStream[Any]):
         for fut in blocked:
             if not fut.done():
                 fut.set_exception(error)
+        self._wake_drained()
+
+    def _wake_drained(self) -> None:
+        drained, self._drained = self._drained, []
+        for fut in drained:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait until every write sent so far is answered (or the stream failed): the reader
+        has taken them, so an abort that follows cannot overtake them."""
+        if self._unacked and self._error is None:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._drained.append(fut)
+            await fut
 
     def _send(self, method: str, arg: Any, done: Callable[[BaseException | None], None]) -> int:
         return self._session._send_stream(self._stub._hook, method, arg, done)
@@ -588,6 +614,9 @@ class RemoteWriter(WritableStream[Any]):
 
         def done(error: BaseException | None) -> None:
             assert token is not None
+            self._unacked -= 1
+            if not self._unacked and self._drained:
+                self._wake_drained()
             if error is None:
                 if flow.on_ack(token) and self._blocked:
                     blocked, self._blocked = self._blocked, []
@@ -599,6 +628,7 @@ class RemoteWriter(WritableStream[Any]):
                 self._fail(error)
 
         size = self._send("write", chunk, done)
+        self._unacked += 1
         token, block = flow.on_send(size if size > WRITE_COST else WRITE_COST)
         if block and self._error is None:
             fut = asyncio.get_running_loop().create_future()
@@ -680,6 +710,9 @@ async def pump(it: AsyncIterator[Any], writer: RemoteWriter) -> None:
             except StopAsyncIteration:
                 break
             except Exception as e:
+                # The chunks before the error reach a reader that keeps reading: the
+                # reference's reader drops the chunks it holds when the abort arrives.
+                await writer.drain()
                 await writer.abort(e)
                 return
             try:

@@ -17,6 +17,7 @@ from capnweb import (
     ReadableStream,
     Request,
     RpcError,
+    RpcRangeError,
     RpcStub,
     RpcTarget,
     RpcTypeError,
@@ -128,6 +129,25 @@ async def test_a_failing_source_sends_an_abort_then_releases_the_pipe() -> None:
         ["stream", ["pipeline", 1, ["abort"], [["error", "TypeError", "src failed"]]]],
     ]
     assert sorted(sent[5:]) == [["release", 1, 1], ["release", 2, 1]]  # after the answers
+
+
+async def test_a_source_error_goes_out_after_the_reader_took_the_chunks() -> None:
+    # A reader drops the chunks it holds when the abort arrives (the reference does), so the
+    # abort waits for the answers to the writes before it.
+    async def failing() -> AsyncIterator[int]:
+        yield 1
+        yield 2
+        raise ValueError("after two")
+
+    async with SessionPair(Api()) as pair:
+        with pytest.raises(RpcRangeError, match=r"^after two$"):
+            await pair.main.collect(failing())
+        await pair.assert_clean()
+    abort = pair.log.index(
+        ("client", ["stream", ["pipeline", 1, ["abort"], [["error", "RangeError", "after two"]]]])
+    )
+    acks = [pair.log.index(("server", ["resolve", i, ["undefined"]])) for i in (3, 4)]
+    assert max(acks) < abort
 
 
 async def test_an_aborted_writable_is_released_after_the_abort() -> None:

@@ -17,7 +17,8 @@
 //                              streamBytes stream, kept after the session ends; "cancelled" with
 //                              the cancel reason's message (a rejected write, a disposal unread,
 //                              the end of the session)
-//   failingStream(n, message)  0..n-1, then Error(message) 100 ms after the last number
+//   failingStream(n, message)  0..n-1, then Error(message) 1 s after the last number (the
+//                              reference waits 100 ms; a loaded machine can stall a reader longer)
 //   sumStream(readable), digestStream(readable, delayMs = 0)
 //                              read a client stream to its end ({bytes, sum, adler32} for the
 //                              digest, after waiting delayMs without reading); its error rejects
@@ -61,7 +62,7 @@ const MAX_DELAY_MS = 10_000;
 const MAX_STREAM_NUMBERS = 1e9;
 const MAX_STREAM_BYTES = 2 ** 31;
 const MAX_STREAM_CHUNK = 1 << 20;
-const FAILING_STREAM_DELAY_MS = 100;
+const FAILING_STREAM_DELAY_MS = 1000;
 
 /**
  * Bookkeeping for every session this process has served, kept after the session ends:
