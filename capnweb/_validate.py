@@ -24,7 +24,8 @@ from typing import Any, Final, Literal, TypeVar, get_args, get_origin
 
 from typing_extensions import is_typeddict
 
-from ._codec import WireReadable, WireRef, WireTarget, WireWritable
+from ._codec import WireRef, WireTarget, WireWritable
+from ._readable import ReadableStream
 from ._tasks import spawn
 from ._values import (
     URL,
@@ -227,18 +228,18 @@ def _readable(chunk: Any, item: Converter) -> Converter:
     return check
 
 
-class CheckedStream(WireReadable):
+class CheckedStream(ReadableStream[Any]):
     """A stream whose chunks are converted (and checked) against the declared chunk type as
     they are read: a chunk that does not fit raises ``TypeError`` naming it (``... argument
     'lines' chunk 3 must be str, got int``, counted from 0) and cancels the source.
 
     What a parameter or a result declared ``AsyncIterator[T]`` (``AsyncIterable[T]``,
     ``ReadableStream[T]``...) holds when ``T``'s values are checked. It has the methods of a
-    received ``ReadableStream`` (``cancel``, ``aclose``, ``collect``, ``locked``), is read once,
-    and is sent on like any stream.
+    received ``ReadableStream`` (it is one: ``cancel``, ``aclose``, ``collect``, ``locked``), is
+    read once, and is sent on like any stream.
     """
 
-    __slots__ = ("__weakref__", "_check", "_error", "_index", "_source", "_taken", "_where")
+    __slots__ = ("_check", "_error", "_index", "_source", "_where")
 
     def __init__(
         self,

@@ -364,6 +364,7 @@ async def test_stream_arguments_arrive_with_their_chunks_converted(feeds: Module
         impl.seen.clear()
         assert await api.collect(words(7, 8)) == [7, 8]  # ReadableStream's collect()
         assert impl.seen[0].locked  # and its other members, on a stream of checked chunks
+        assert isinstance(impl.seen[0], ReadableStream)  # it is one, as declared
         api.dispose()
         await pair.assert_clean(collect=True)
 
