@@ -572,7 +572,10 @@ class Session:
             imp.end(error)
         for hook in hooks_now:
             try:
-                hook.dispose()
+                if type(hook) is WritableHook:  # its reader learns why the writer went away
+                    hook.dispose(error)
+                else:
+                    hook.dispose()
             except Exception:
                 log.exception("error disposing an export")
         if len(imports) > RELEASE_PER_TURN or len(hooks) > RELEASE_PER_TURN:

@@ -386,14 +386,16 @@ class WritableHook(Hook):
         state.refs += 1
         return WritableHook(state)
 
-    def dispose(self) -> None:
+    def dispose(self, reason: BaseException | None = None) -> None:
+        """Drop this reference; the last one aborts the stream unless it was closed, with
+        ``reason`` (the end of the session) or the reference's message."""
         state, self._state = self._state, None
         if state is None:
             return
         state.refs -= 1
         if state.refs or state.closed:
             return
-        error = RpcError("WritableStream RPC stub was disposed without calling close()")
+        error = reason or RpcError("WritableStream RPC stub was disposed without calling close()")
         state.closed = True
         if state.pipe is not None:
             state.pipe.fail(error)
