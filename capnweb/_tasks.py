@@ -42,3 +42,18 @@ def spawn(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     return task
+
+
+def settle(fut: asyncio.Future[None], error: BaseException | None = None) -> None:
+    """Resolve ``fut`` (or fail it with ``error``) unless it is already done."""
+    if not fut.done():
+        if error is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(error)
+
+
+def settle_all(futures: list[asyncio.Future[None]], error: BaseException | None = None) -> None:
+    """:func:`settle` each of ``futures`` (waiters taken from their list beforehand)."""
+    for fut in futures:
+        settle(fut, error)

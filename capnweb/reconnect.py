@@ -47,6 +47,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 from ._codec import Limits
+from ._tasks import settle_all
 from .client import Connection
 from .errors import RpcDisconnectedError, RpcError
 from .session import SendErrorHook, Session
@@ -259,9 +260,7 @@ class Reconnecting(Generic[S]):
 
     def _notify(self) -> None:
         waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        settle_all(waiters)
 
     async def _run(self) -> None:
         waits = 0  # waits in a row since the last ready session: index into the backoff

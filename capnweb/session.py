@@ -39,7 +39,7 @@ from ._hooks import (
 )
 from ._map import MapBudget, map_budget
 from ._target import RpcTarget
-from ._tasks import owner, spawn
+from ._tasks import owner, settle_all, spawn
 from ._values import Blob
 from .errors import (
     RpcDisconnectedError,
@@ -539,9 +539,7 @@ class Session:
         except Exception:
             log.exception("transport abort failed")
         waiters, self._drain_waiters = self._drain_waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
+        settle_all(waiters)
         acks, self._acks = self._acks, {}
         for done in acks.values():
             try:
@@ -1136,9 +1134,7 @@ class Session:
 
     def _drained(self) -> None:
         waiters, self._drain_waiters = self._drain_waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
+        settle_all(waiters)
 
     def _release_export(self, export_id: int, count: int) -> None:
         entry = self._exports.get(export_id)

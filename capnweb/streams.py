@@ -29,7 +29,7 @@ from ._flow import FlowController, SendToken, estimate_size
 from ._hookbase import ErrorHook, Hook, Path, PromiseHook
 from ._hooks import Payload, RpcStub, ValueHook
 from ._readable import _CANCELLED, _CLOSED, _ERRORED, _OPEN, ReadableStream, _error_of
-from ._tasks import spawn
+from ._tasks import settle, settle_all, spawn
 from ._values import undefined
 from .errors import RpcError, RpcLimitError
 
@@ -525,16 +525,12 @@ class RemoteWriter(WritableStream[Any]):
             self._error = error
             self._release()
         blocked, self._blocked = self._blocked, []
-        for fut in blocked:
-            if not fut.done():
-                fut.set_exception(error)
+        settle_all(blocked, error)
         self._wake_drained()
 
     def _wake_drained(self) -> None:
         drained, self._drained = self._drained, []
-        for fut in drained:
-            if not fut.done():
-                fut.set_result(None)
+        settle_all(drained)
 
     async def drain(self) -> None:
         """Wait until every write sent so far is answered (or the stream failed): the reader
@@ -563,9 +559,7 @@ class RemoteWriter(WritableStream[Any]):
             if error is None:
                 if flow.on_ack(token) and self._blocked:
                     blocked, self._blocked = self._blocked, []
-                    for fut in blocked:
-                        if not fut.done():
-                            fut.set_result(None)
+                    settle_all(blocked)
             else:
                 flow.on_error(token)
                 self._fail(error)
@@ -585,7 +579,7 @@ class RemoteWriter(WritableStream[Any]):
         if self._released:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._send("close", None, lambda e: _settle(fut, e))
+        self._send("close", None, lambda e: settle(fut, e))
         try:
             await fut
         except Exception as e:
@@ -603,22 +597,11 @@ class RemoteWriter(WritableStream[Any]):
         error = reason if reason is not None else RpcError("WritableStream was aborted")
         blocked, self._blocked = self._blocked, []
         self._error = error
-        for fut in blocked:
-            if not fut.done():
-                fut.set_exception(error)
+        settle_all(blocked, error)
         try:
             self._send("abort", error, lambda e: self._release())
         except Exception:
             self._release()
-
-
-def _settle(fut: asyncio.Future[None], error: BaseException | None) -> None:
-    if fut.done():
-        return
-    if error is None:
-        fut.set_result(None)
-    else:
-        fut.set_exception(error)
 
 
 _sent: weakref.WeakSet[Any] = weakref.WeakSet()

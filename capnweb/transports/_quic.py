@@ -50,6 +50,7 @@ from aioquic.quic.events import (
 
 from .._codec import DEFAULT_LIMITS, Limits
 from ..errors import RpcDisconnectedError, RpcError
+from ._inbox import Inbox
 
 __all__ = [
     "CLOSE_ABORT",
@@ -179,7 +180,7 @@ class _WtSession:
         self.capsules = _Capsules()
 
 
-class WtConnection:
+class WtConnection(Inbox):
     """One WebTransport session's RPC stream as a session transport.
 
     Messages are handed to the session as they arrive (``attach``); those that arrive before
@@ -192,9 +193,6 @@ class WtConnection:
         "_after_close",
         "_closed",
         "_closing",
-        "_deliver",
-        "_early",
-        "_end",
         "_failed",
         "_held",
         "_held_size",
@@ -202,7 +200,6 @@ class WtConnection:
         "_input_ended",
         "_lazy",
         "_low",
-        "_on_end",
         "_partial",
         "_partial_size",
         "_paused",
@@ -232,11 +229,8 @@ class WtConnection:
         self._session_end: RpcDisconnectedError | None = None  # the peer closed the session
         self._high = DEFAULT_LIMITS.send_high_water
         self._low = DEFAULT_LIMITS.send_low_water
-        self._deliver: Callable[[str], None] | None = None
-        self._on_end: Callable[[BaseException], None] | None = None
-        self._early: list[str] = []
+        Inbox.__init__(self)
         self._lazy: list[str] = []  # messages nobody waits for, written with the next one
-        self._end: BaseException | None = None  # why the connection ended, once it has
         self._failed = False  # the peer broke the framing
         self._closing = False  # our side is closed (FIN and close capsule sent)
         self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -249,19 +243,6 @@ class WtConnection:
         """Stop handling the peer's messages while the stream holds more than ``high`` bytes
         not yet acknowledged, until it holds under ``low``."""
         self._high, self._low = high, low
-
-    def attach(
-        self, deliver: Callable[[str], None], on_end: Callable[[BaseException], None]
-    ) -> None:
-        """Hand every incoming message to ``deliver``; call ``on_end(error)`` once the
-        connection is over (unless the session ended it)."""
-        self._deliver = deliver
-        self._on_end = on_end
-        early, self._early = self._early, []
-        for text in early:
-            deliver(text)
-        if self._end is not None:
-            on_end(self._end)
 
     def send(self, text: str) -> None:
         """Write one message; it leaves with the datagrams sent at the end of the loop turn."""
@@ -406,12 +387,6 @@ class WtConnection:
             if self._partial_size > self.max_line:
                 self._fail(f"message larger than {self.max_line} bytes")
 
-    def _message(self, text: str) -> None:
-        if self._deliver is None:
-            self._early.append(text)
-        else:
-            self._deliver(text)
-
     def check(self) -> None:
         """Acknowledgements arrived: resume a paused peer, finish a closing session."""
         if self._paused and self._unacked() <= self._low:
@@ -471,15 +446,13 @@ class WtConnection:
     def _ended(self, error: BaseException) -> None:
         if self._end is not None:
             return
-        self._end = error
         if self._timer is not None and not self._closing:  # session_closed()'s
             self._timer.cancel()
             self._timer = None
         self._held.clear()
         self._held_size = 0
         self._partial = []
-        if self._on_end is not None:
-            self._on_end(error)
+        self._report_end(error)
 
     def _fail(self, reason: str) -> None:
         """The peer broke the framing: close with CLOSE_PROTOCOL, stop reading it."""

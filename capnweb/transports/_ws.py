@@ -35,6 +35,7 @@ from websockets.frames import Close
 from .._codec import COMPILED, DEFAULT_LIMITS
 from .._tasks import spawn
 from ..errors import RpcDisconnectedError
+from ._inbox import Inbox
 from ._queued import close_reason
 
 __all__ = [
@@ -314,7 +315,7 @@ def _turn_of(loop: asyncio.AbstractEventLoop) -> _Turn:
     return turn
 
 
-class WsConnection(asyncio.Protocol):
+class WsConnection(asyncio.Protocol, Inbox):
     """One WebSocket connection as a session transport (see the module docstring).
 
     Messages that arrive before :meth:`attach` are kept and delivered then. Once more than
@@ -332,9 +333,6 @@ class WsConnection(asyncio.Protocol):
         "_close_sent",
         "_close_timer",
         "_closed",
-        "_deliver",
-        "_early",
-        "_end",
         "_failed",
         "_flush_soon",
         "_handling",
@@ -342,7 +340,6 @@ class WsConnection(asyncio.Protocol):
         "_high",
         "_loop",
         "_low",
-        "_on_end",
         "_out_paused",
         "_reader",
         "_socket",
@@ -357,9 +354,7 @@ class WsConnection(asyncio.Protocol):
         self.client = client
         self._reader = FrameReader(masked=not client, max_size=max_size)
         self._socket: asyncio.Transport | None = None
-        self._deliver: Callable[[str], None] | None = None
-        self._on_end: Callable[[BaseException], None] | None = None
-        self._early: list[str] = []
+        Inbox.__init__(self)
         self._batch: list[str] = []
         self._urgent = False  # the batch holds more than lazy messages
         self._batched = 0  # characters of the batch's messages sent with send()
@@ -367,7 +362,6 @@ class WsConnection(asyncio.Protocol):
         self._flush_soon = False
         self._waited_this_turn = False
         self._close_sent = False
-        self._end: BaseException | None = None  # why the connection ended, once it has
         self._loop = loop = asyncio.get_running_loop()
         self._turn = _turn_of(loop)
         self._closed: asyncio.Future[None] = loop.create_future()
@@ -396,15 +390,7 @@ class WsConnection(asyncio.Protocol):
     def attach(
         self, deliver: Callable[[str], None], on_end: Callable[[BaseException], None]
     ) -> None:
-        """Hand every incoming message to ``deliver``; call ``on_end(error)`` once the
-        connection is over (unless the session ended it)."""
-        self._deliver = deliver
-        self._on_end = on_end
-        early, self._early = self._early, []
-        for text in early:
-            deliver(text)
-        if self._end is not None:
-            on_end(self._end)
+        Inbox.attach(self, deliver, on_end)
         self.flush()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -444,16 +430,9 @@ class WsConnection(asyncio.Protocol):
             self._close_timer.cancel()
         self._socket = None
         self._batch.clear()
-        self._ended(RpcDisconnectedError("Peer closed WebSocket: 1006 "))
+        self._report_end(RpcDisconnectedError("Peer closed WebSocket: 1006 "))
         if not self._closed.done():
             self._closed.set_result(None)
-
-    def _ended(self, error: BaseException) -> None:
-        if self._end is not None:
-            return
-        self._end = error
-        if self._on_end is not None:
-            self._on_end(error)
 
     # -- incoming
 
@@ -501,14 +480,6 @@ class WsConnection(asyncio.Protocol):
         if self._urgent:
             self.flush()  # what the messages caused goes out now, together
 
-    def _message(self, text: str) -> None:
-        if self._end is not None:
-            return
-        if self._deliver is None:
-            self._early.append(text)
-        else:
-            self._deliver(text)
-
     def _close_received(self, payload: bytes) -> None:
         try:
             code, reason = _parse_close(payload)
@@ -522,7 +493,7 @@ class WsConnection(asyncio.Protocol):
             self._close_sent = True
             echo = _close_payload(code, "") if len(payload) >= 2 else b""
             self._write_control(OP_CLOSE, echo)
-        self._ended(RpcDisconnectedError(f"Peer closed WebSocket: {code} {reason}"))
+        self._report_end(RpcDisconnectedError(f"Peer closed WebSocket: {code} {reason}"))
         if self._socket is not None:
             self._socket.close()  # both close frames are out: the TCP connection is done
 
@@ -539,7 +510,7 @@ class WsConnection(asyncio.Protocol):
         self._failed = True
         self._held = None
         self._send_close(code, reason)  # first: ending the session would close with 1000
-        self._ended(RpcDisconnectedError(f"WebSocket connection failed: {reason}"))
+        self._report_end(RpcDisconnectedError(f"WebSocket connection failed: {reason}"))
 
     # -- outgoing (the session's transport interface)
 
