@@ -3,13 +3,14 @@ inside Starlette and inside FastAPI (each beside a ``/health`` route and a ``/se
 that tells how many RPC sessions are live).
 
 Run with ``uvicorn asgi_apps:<name>`` or ``hypercorn asgi_apps:<name>`` from this folder, with
-the repository root on ``PYTHONPATH``.
+the repository root on ``PYTHONPATH`` (``web_app``, an aiohttp application, with gunicorn).
 """
 
 from __future__ import annotations
 
 import os
 
+from aiohttp import web
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -79,3 +80,8 @@ class Worker(capnweb.RpcTarget):
 
 
 workers = capnweb.AsgiApp(Worker, path="/rpc")
+
+# For gunicorn's aiohttp worker (``gunicorn asgi_apps:web_app -k aiohttp.GunicornWebWorker``):
+# the same service mounted beside an aiohttp application's own routes.
+web_app = web.Application()
+capnweb.mount(web_app, "/rpc", Worker)
