@@ -123,6 +123,11 @@ class Limits:
     max_blob_size: int = 134_217_728
     """Largest Blob a peer may send; its bytes are collected before delivery. A larger one
     fails the value that holds it with :class:`RpcLimitError`; the session goes on."""
+    max_batch_stream: int = 1_048_576
+    """Bytes of stream writes (message text) one HTTP batch response may carry. A stream in a
+    batch result goes whole in the response, close included (the client can acknowledge
+    nothing before it has the response); one that would go past this is aborted there with
+    :class:`RpcLimitError`."""
 
     def __post_init__(self) -> None:
         for name in self.__slots__:

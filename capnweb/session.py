@@ -50,6 +50,7 @@ from .errors import (
 )
 from .streams import (
     READ_AHEAD,
+    BatchWriter,
     ReadableStream,
     RemoteWriter,
     WritableHook,
@@ -396,6 +397,7 @@ class Session:
         "_aborted",
         "_acks",
         "_asked",
+        "_batch_stream_left",
         "_before_wait",
         "_broken",
         "_broken_seq",
@@ -460,6 +462,7 @@ class Session:
         """The peer's main capability. Disposing it shuts the session down."""
         # A server answering one HTTP batch can never hear back from the client.
         self._can_call = bool(getattr(transport, "can_call_peer", True))
+        self._batch_stream_left = self.limits.max_batch_stream  # (only without _can_call)
         # optional: the transport coalesces writes; write them now, we are about to wait
         self._before_wait: Callable[[], None] | None = getattr(transport, "flush_before_wait", None)
         self._reader: asyncio.Task[None] | None = None
@@ -916,11 +919,6 @@ class Session:
         return ["export", self._export(hook, False)]
 
     def encode_readable(self, source: Any) -> list[Any]:
-        if not self._can_call:
-            raise TypeError(
-                "A stream cannot be sent in an HTTP batch response (nothing can acknowledge "
-                "its chunks); use a WebSocket."
-            )
         if self._aborted is not None:
             raise self._aborted
         it = claim(source)
@@ -928,13 +926,17 @@ class Session:
         pipe_id = self._next_import
         self._next_import += 1
         entry = self._imports[pipe_id] = _Import(self, pipe_id, False)
-        writer = RemoteWriter(self, ImportHook(entry, False))
+        hook = ImportHook(entry, False)
+        writer = RemoteWriter(self, hook) if self._can_call else BatchWriter(self, hook)
         task = spawn(pump(it, writer))
         pumps = self._pumps
         if pumps is None:
             pumps = self._pumps = set()
         pumps.add(task)
         task.add_done_callback(pumps.discard)
+        if not self._can_call:  # the batch response waits for the whole stream
+            self._pull_count += 1
+            task.add_done_callback(self._batch_pump_done)
         if self._encoding is not None:
             self._encoding.pipes.append((task, writer))
         return ["readable", pipe_id]
@@ -943,22 +945,38 @@ class Session:
         return ["writable", self._export(WritableHook.for_sink(sink), False)]
 
     def _send_stream(
-        self, hook: Hook, method: str, arg: Any, done: Callable[[BaseException | None], None]
+        self,
+        hook: Hook,
+        method: str,
+        arg: Any,
+        done: Callable[[BaseException | None], None] | None,
     ) -> int:
         """Send ``write``/``close``/``abort`` to the peer's writable that ``hook`` imports;
-        ``done`` gets its answer (None, or the error). Returns the message's size."""
+        ``done`` gets its answer (None, or the error). Returns the message's size.
+
+        ``done=None``: into a pipe of an HTTP batch response, unanswered; its writes count
+        against ``Limits.max_batch_stream``."""
         if self._aborted is not None:
             raise self._aborted
-        if not self._can_call:
+        if not self._can_call and done is not None:
             raise _no_callbacks()
         target = self._pending_import(hook)
         if target is None:
             raise RpcError("The WritableStream's session has ended.")
         args = "[]" if method == "close" else self._encode([arg], None, text=True)[1:-1]
         text = f'["stream",["pipeline",{target},["{method}"],{args}]]'
-        ack_id = self._next_import
+        if done is not None:
+            self._acks[self._next_import] = done
+        elif method == "write":
+            left = self._batch_stream_left - len(text)
+            if left < 0:
+                raise RpcLimitError(
+                    "The streams of an HTTP batch response are limited to "
+                    f"{self.limits.max_batch_stream} bytes (Limits.max_batch_stream); "
+                    "use a WebSocket."
+                )
+            self._batch_stream_left = left
         self._next_import += 1
-        self._acks[ack_id] = done
         self._send_text(text)
         return len(text)
 
@@ -1131,6 +1149,11 @@ class Session:
             self._pull_count -= 1
             if self._pull_count == 0:
                 self._drained()
+
+    def _batch_pump_done(self, task: asyncio.Task[None]) -> None:
+        self._pull_count -= 1
+        if self._pull_count == 0:
+            self._drained()
 
     def _drained(self) -> None:
         waiters, self._drain_waiters = self._drain_waiters, []

@@ -604,6 +604,30 @@ class RemoteWriter(WritableStream[Any]):
             self._release()
 
 
+class BatchWriter(RemoteWriter):
+    """The writer of a stream in an HTTP batch response. The client reads the response only
+    once it is whole, so nothing can acknowledge the writes: every write and the close go in
+    the response unanswered, up to ``Limits.max_batch_stream`` (past it, the write raises
+    :class:`RpcLimitError`, and the stream is aborted)."""
+
+    __slots__ = ()
+
+    def _send(
+        self, method: str, arg: Any, done: Callable[[BaseException | None], None] | None
+    ) -> int:
+        size = self._session._send_stream(self._stub._hook, method, arg, None)
+        if done is not None:
+            done(None)  # taken as far as this side can know
+        return size
+
+    async def write(self, chunk: Any) -> None:
+        if self._error is not None:
+            raise _bare(self._error)
+        if self._released:
+            raise RpcError("Cannot write to a closed stream.")
+        self._send("write", chunk, None)
+
+
 _sent: weakref.WeakSet[Any] = weakref.WeakSet()
 
 

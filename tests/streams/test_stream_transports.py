@@ -19,10 +19,10 @@ from capnweb import (
     Limits,
     ReadableStream,
     Request,
+    Response,
     RpcDisconnectedError,
     RpcError,
     RpcStub,
-    RpcTypeError,
 )
 from capnweb.streams import READ_AHEAD
 
@@ -231,19 +231,36 @@ async def batch(limits: Limits | None = None) -> AsyncIterator[capnweb.Server]:
 
 
 @pytest.mark.timeout(30)
-async def test_a_stream_in_an_http_batch_response_is_refused() -> None:
+async def test_streams_in_http_batch_results_travel_whole_in_the_response() -> None:
     async with batch() as server:
         async with capnweb.connect(server.url) as api:
-            with pytest.raises(RpcTypeError, match="cannot be sent in an HTTP batch response"):
-                await api.numbers(3)
-        async with capnweb.connect(server.url) as api:
-            with pytest.raises(RpcTypeError, match="cannot be sent in an HTTP batch response"):
-                await api.make_response([b"a"])
+            numbers, response, relayed, blob = await asyncio.gather(
+                api.numbers(3),
+                api.make_response([b"a", b"", b"bc"]),
+                api.relay(Response(agen([b"up", b"load"]))),  # a client stream, sent on
+                api.echo(Blob(b"\x00\x01", "x/y")),
+            )
+        # read once the batch is over: every write and the close came in the response
+        assert await numbers.collect() == [0, 1, 2]
+        assert response.status == 201 and await response.read() == b"abc"
+        assert await relayed.read() == b"upload"
+        assert blob == Blob(b"\x00\x01", "x/y")
         sink = Sink()
-        async with capnweb.connect(server.url) as api:  # nor can the server write to the client
+        async with capnweb.connect(server.url) as api:  # the server cannot write to the client
             with pytest.raises(RpcError, match="Cannot call back into the client"):
                 await api.fill(sink, [1])
         assert sink.writes() == []
+
+
+@pytest.mark.timeout(30)
+async def test_a_stream_past_max_batch_stream_fails_with_the_limit() -> None:
+    async with batch(Limits(max_batch_stream=10_000)) as server:
+        async with capnweb.connect(server.url) as api:
+            endless = await api.numbers(10**9)  # its source stops at the limit: the batch ends
+        with pytest.raises(RpcError, match=r"limited to 10000 bytes \(Limits.max_batch_stream\)"):
+            await endless.collect()
+        async with capnweb.connect(server.url) as api:  # each batch has its own budget
+            assert await (await api.numbers(100)).collect() == list(range(100))
 
 
 @pytest.mark.timeout(30)
