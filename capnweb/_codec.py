@@ -123,6 +123,12 @@ class Limits:
     max_blob_size: int = 134_217_728
     """Largest Blob a peer may send; its bytes are collected before delivery. A larger one
     fails the value that holds it with :class:`RpcLimitError`; the session goes on."""
+    max_unacked_writes: int = 16_384
+    """Stream writes one session has sent that the peer has not answered yet, over all its
+    streams; past it, that session's writers wait for answers. Each costs about half a KiB
+    until answered: a peer that takes streams by the hundred and never answers holds about
+    8 MiB here, not half a MiB per stream. (One stream's window holds about a thousand small
+    writes at most, so this binds only past about sixteen streams held unread at once.)"""
     max_batch_stream: int = 1_048_576
     """Bytes of stream writes (message text) one HTTP batch response may carry. A stream in a
     batch result goes whole in the response, close included (the client can acknowledge

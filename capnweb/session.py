@@ -395,6 +395,7 @@ class Session:
         "__dict__",
         "__weakref__",
         "_aborted",
+        "_ack_waiters",
         "_acks",
         "_asked",
         "_batch_stream_left",
@@ -449,6 +450,7 @@ class Session:
         self._broken: dict[int, BrokenCallback] = {}
         self._broken_seq = 0
         self._acks: dict[int, Callable[[BaseException | None], None]] = {}  # our stream calls
+        self._ack_waiters: list[asyncio.Future[None]] = []  # writers past max_unacked_writes
         self._pumps: set[asyncio.Task[None]] | None = None  # the streams this session sends
         self._stream_account: _Account | None = None
         self._building: Payload | None = None
@@ -549,6 +551,8 @@ class Session:
                 done(error)
             except Exception:
                 log.exception("error failing a stream write")
+        ack_waiters, self._ack_waiters = self._ack_waiters, []
+        settle_all(ack_waiters)
         pumps, self._pumps = self._pumps, None
         for task in pumps or ():  # a source waiting for its next chunk is closed now too
             task.cancel()
@@ -724,6 +728,9 @@ class Session:
     def _on_ack(self, ack_id: int, expr: Any, reject: bool) -> None:
         """The answer to one of our ``stream`` calls (nobody releases those)."""
         done = self._acks.pop(ack_id)
+        if self._ack_waiters and len(self._acks) < self.limits.max_unacked_writes:
+            waiters, self._ack_waiters = self._ack_waiters, []
+            settle_all(waiters)
         payload = self._decode(expr)
         payload.dispose()
         error: BaseException | None = None
@@ -943,6 +950,14 @@ class Session:
 
     def encode_writable(self, sink: Any) -> list[Any]:
         return ["writable", self._export(WritableHook.for_sink(sink), False)]
+
+    async def ack_room(self) -> None:
+        """Wait while ``limits.max_unacked_writes`` stream writes wait for the peer's answers
+        (or until the session ends)."""
+        while len(self._acks) >= self.limits.max_unacked_writes and self._aborted is None:
+            fut = asyncio.get_running_loop().create_future()
+            self._ack_waiters.append(fut)
+            await fut
 
     def _send_stream(
         self,

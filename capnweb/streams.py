@@ -571,6 +571,9 @@ class RemoteWriter(WritableStream[Any]):
             fut = asyncio.get_running_loop().create_future()
             self._blocked.append(fut)
             await fut
+        session = self._session
+        if len(session._acks) >= session.limits.max_unacked_writes and self._error is None:
+            await session.ack_room()  # the session's streams together wait for answers
 
     async def close(self) -> None:
         if self._error is not None:

@@ -153,3 +153,45 @@ async def test_a_peer_that_never_acknowledges_stops_the_producer_after_a_window(
         assert 0 < writes <= holder.produced <= writes + 1
         # one window of message text (256 KiB to start; no acknowledgement ever grows it)
         assert text <= 256 * KiB + 64, f"{writes} writes, {text} bytes, never acknowledged"
+
+
+async def test_a_peer_holding_many_streams_unanswered_is_bounded_by_max_unacked_writes() -> None:
+    # Each stream alone stops after its window (about a thousand small writes); together a
+    # session's unanswered writes stop at max_unacked_writes, and flow again when answered.
+    streams, cap = 20, 500
+    holder = Holder(asyncio.Event(), asyncio.Event(), [])
+    limits = Limits(max_unacked_writes=cap)
+    async with (
+        capnweb.serve(lambda: holder, limits=limits) as srv,
+        capnweb.connect(srv.ws_url) as other,
+        RawPeer.open(srv.port) as peer,
+    ):
+        await peer.upgrade(srv.path)
+        for i in range(1, streams + 1):
+            await peer.send_messages(*call(i, "numbers", 10**9))
+        write_ids: list[int] = []
+        next_id = 0  # the server's ids: each pipe and stream message takes the next one
+
+        async def read_writes() -> None:
+            nonlocal next_id
+            while True:
+                msg = await peer.read_message()
+                if msg[0] in ("pipe", "stream"):
+                    next_id += 1
+                    if msg[0] == "stream":
+                        write_ids.append(next_id)
+
+        reader = asyncio.create_task(read_writes())
+        try:
+            await until_still(lambda: (holder.produced, len(write_ids)))
+            assert cap <= len(write_ids) <= cap + streams  # not 20 windows of writes
+            assert await asyncio.wait_for(other.square(5), WAIT) == 25  # others are served
+            answered = 100
+            await peer.send_messages(
+                *(dumps(["resolve", i, ["undefined"]]) for i in write_ids[:answered])
+            )
+            await until_still(lambda: (holder.produced, len(write_ids)))
+            unanswered = len(write_ids) - answered  # answered: as many more went out
+            assert cap <= unanswered <= cap + streams
+        finally:
+            reader.cancel()
